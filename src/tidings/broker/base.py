@@ -1,0 +1,35 @@
+"""The broker: fan-out of encoded envelopes between processes. Nothing else.
+
+Implementations: :mod:`tidings.broker.memory` (one process) and
+:mod:`tidings.broker.redis` (many), chosen by URL in :func:`tidings.broker.create_broker`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+MessageHandler = Callable[[str, bytes], None]
+"""Called with (channel, payload) for every message on a subscribed channel."""
+
+ReconnectHandler = Callable[[], Awaitable[None]]
+"""Called after the broker lost and regained its connection: messages may have been missed."""
+
+
+class Broker(Protocol):
+    async def start(self, on_message: MessageHandler, on_reconnect: ReconnectHandler) -> None:
+        """Connect and begin delivering messages of subscribed channels to ``on_message``."""
+
+    async def stop(self) -> None: ...
+
+    async def publish(self, channel: str, payload: bytes) -> None:
+        """Deliver ``payload`` to every process subscribed to ``channel``."""
+
+    async def subscribe(self, channel: str) -> None:
+        """Idempotent: a channel is subscribed at most once per process."""
+
+    async def unsubscribe(self, channel: str) -> None: ...
+
+    @property
+    def ready(self) -> bool:
+        """False while the broker is disconnected (reported by ``/readyz``)."""

@@ -1,0 +1,122 @@
+"""Typed settings, read from ``TIDINGS_*`` environment variables or a TOML file.
+
+Precedence: explicit keyword arguments, then environment, then the file named by
+``TIDINGS_CONFIG`` (default ``tidings.toml`` in the working directory, if present).
+Secrets left unset are generated on first run by :mod:`tidings.secrets`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TIDINGS_", extra="ignore")
+
+    # Storage and fan-out
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./tidings.db",
+        description="SQLAlchemy URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
+    )
+    broker_url: str = Field("memory://", description="memory:// or redis://host:port/db")
+
+    # Authentication
+    jwt_secret: str | None = Field(None, description="HS256 secret for end-user tokens")
+    jwt_public_key: str | None = Field(
+        None, description="PEM public key (or path to one) for RS256/ES256 tokens"
+    )
+    jwt_algorithms: CommaList = Field(
+        default_factory=list,
+        description="accepted JWT algorithms; default HS256 with a secret, "
+        "RS256,ES256 with a public key",
+    )
+    jwt_audience: str | None = Field(None, description="required `aud` claim, if set")
+    jwt_issuer: str | None = Field(None, description="required `iss` claim, if set")
+    jwt_leeway: int = Field(10, ge=0, description="seconds of clock skew allowed on `exp`")
+    api_keys: CommaList = Field(
+        default_factory=list, description="comma-separated API keys for backends"
+    )
+    secrets_file: str = Field(
+        ".tidings/secrets.json", description="where generated secrets are kept (mode 0600)"
+    )
+
+    # Serving
+    host: str = Field("127.0.0.1", description="address to bind")
+    port: int = Field(8000, ge=0, le=65535, description="port to bind")
+    workers: int = Field(1, ge=1, description="server processes; >1 needs the Redis broker")
+    dev: bool | None = Field(
+        None,
+        description="development mode (demo page, dev tokens); default on when "
+        "secrets were generated, off when configured",
+    )
+    allowed_origins: CommaList = Field(
+        default_factory=list,
+        description="origins allowed to open streams; empty means same host only; * for any",
+    )
+    public_url: str | None = Field(None, description="URL printed at start and used by `send`")
+
+    # Realtime
+    heartbeat: float = Field(30.0, gt=0, description="seconds between pings")
+    max_connections_per_user: int = Field(20, ge=1)
+    max_frame_bytes: int = Field(65_536, ge=256, description="largest client frame accepted")
+    inbound_rate: float = Field(20.0, gt=0, description="client frames per second allowed")
+    inbound_burst: int = Field(60, ge=1, description="client frames allowed in a burst")
+    outbox_size: int = Field(
+        1_000, ge=1, description="frames queued per connection before it is dropped as slow"
+    )
+    resume_limit: int = Field(
+        500, ge=1, description="most notifications replayed on resume; beyond, client refetches"
+    )
+    shutdown_grace: float = Field(5.0, ge=0, description="seconds allowed for graceful shutdown")
+
+    # Limits on what backends send
+    max_title_length: int = Field(200, ge=1)
+    max_body_length: int = Field(5_000, ge=1)
+    max_data_bytes: int = Field(16_384, ge=2)
+    max_recipients: int = Field(1_000, ge=1, description="users + roles in one create call")
+    max_request_bytes: int = Field(262_144, ge=1_024)
+
+    # Retention
+    retention_max_items: int = Field(1_000, ge=1, description="newest items kept per inbox")
+    retention_max_age_days: float = Field(30.0, gt=0, description="days an item is kept")
+    sweep_interval: float = Field(60.0, gt=0, description="seconds between expiry sweeps")
+
+    @field_validator("jwt_algorithms", "api_keys", "allowed_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = os.environ.get("TIDINGS_CONFIG", "tidings.toml")
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file)
+        return (init_settings, env_settings, toml)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def retention_max_age_ms(self) -> int:
+        return int(self.retention_max_age_days * 86_400_000)
