@@ -1,0 +1,157 @@
+"""End-user JWTs and backend API keys.
+
+The accepted algorithms come from configuration, never from the token: the header's
+``alg`` only selects among them, and picks the key of its family (HMAC secret, or the
+PEM public key for RSA/EC), so a public key can never be used as an HMAC secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from tidings.errors import Unauthenticated
+from tidings.models import Principal
+from tidings.settings import Settings
+
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+PUBLIC_KEY_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+MAX_TOKEN_LENGTH = 8192
+
+
+class Authenticator:
+    def __init__(
+        self,
+        *,
+        secret: str | None,
+        public_key: str | None = None,
+        algorithms: list[str] | None = None,
+        audience: str | None = None,
+        issuer: str | None = None,
+        leeway: int = 10,
+        api_keys: list[str] | None = None,
+    ) -> None:
+        self.secret = secret
+        self.public_key = _load_pem(public_key) if public_key else None
+        self.algorithms = frozenset(algorithms or _default_algorithms(secret, self.public_key))
+        self.audience = audience
+        self.issuer = issuer
+        self.leeway = leeway
+        self._api_keys = [key.encode() for key in api_keys or []]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Authenticator:
+        return cls(
+            secret=settings.jwt_secret,
+            public_key=settings.jwt_public_key,
+            algorithms=settings.jwt_algorithms,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            leeway=settings.jwt_leeway,
+            api_keys=settings.api_keys,
+        )
+
+    def verify_token(self, token: str) -> Principal:
+        """Decode an end-user JWT or raise :class:`Unauthenticated` saying why."""
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            raise Unauthenticated("missing or oversized token", code="invalid_token")
+        try:
+            algorithm = jwt.get_unverified_header(token).get("alg")
+            key = self._key_for(algorithm)
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": ["exp", "sub"], "verify_aud": self.audience is not None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("token expired", code="token_expired") from None
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"invalid token: {exc}", code="invalid_token") from None
+        return _principal(claims)
+
+    def _key_for(self, algorithm: Any) -> Any:
+        if algorithm not in self.algorithms:
+            raise jwt.InvalidAlgorithmError(f"algorithm {algorithm!r} is not accepted")
+        key = self.secret if algorithm in HMAC_ALGORITHMS else self.public_key
+        if key is None:
+            raise jwt.InvalidAlgorithmError(f"no key configured for {algorithm}")
+        return key
+
+    def api_key_id(self, presented: str | None) -> str:
+        """Return a stable id for a valid API key (for idempotency scoping), else raise."""
+        if not presented:
+            raise Unauthenticated("an API key is required: Authorization: Bearer <key>")
+        candidate = presented.encode()
+        valid = False
+        for key in self._api_keys:  # compare against every key: no early exit
+            valid |= hmac.compare_digest(candidate, key)
+        if not valid:
+            raise Unauthenticated("invalid API key", code="invalid_api_key")
+        return hashlib.sha256(candidate).hexdigest()[:32]
+
+    def mint(
+        self,
+        user: str,
+        *,
+        roles: list[str] | None = None,
+        ttl: int = 3600,
+        topics: list[str] | None = None,
+    ) -> str:
+        """A development token signed with the HS256 secret."""
+        if self.secret is None:
+            raise RuntimeError("minting tokens needs TIDINGS_JWT_SECRET")
+        claims: dict[str, Any] = {"sub": user, "exp": int(time.time()) + ttl}
+        if roles:
+            claims["roles"] = roles
+        if topics:
+            claims["topics"] = topics
+        return jwt.encode(claims, self.secret, algorithm="HS256")
+
+
+def bearer(header: str | None) -> str | None:
+    """The credential in an ``Authorization: Bearer <x>`` header, if any."""
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _principal(claims: dict[str, Any]) -> Principal:
+    user = claims.get("sub")
+    if not isinstance(user, str) or not user or len(user) > 200:
+        raise Unauthenticated("`sub` must be a non-empty string", code="invalid_token")
+    roles = claims.get("roles") or []
+    topics = claims.get("topics") or []
+    if not _strings(roles) or not _strings(topics):
+        raise Unauthenticated("`roles` and `topics` must be lists of strings", code="invalid_token")
+    return Principal(
+        user=user, roles=frozenset(roles), topics=tuple(topics), expires_at=float(claims["exp"])
+    )
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+
+
+def _default_algorithms(secret: str | None, public_key: Any) -> list[str]:
+    algorithms = ["HS256"] if secret else []
+    if public_key is not None:
+        algorithms += ["RS256", "ES256"]
+    return algorithms
+
+
+def _load_pem(value: str) -> str:
+    if "-----BEGIN" in value:
+        return value
+    return Path(value).read_text()

@@ -1,0 +1,41 @@
+"""Engines for SQLite (WAL, one writer) and PostgreSQL (asyncpg)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+def create_engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
+    """Return (reader, writer). They are the same engine except on SQLite.
+
+    SQLite allows one writer: the writer engine has one connection and opens its
+    transactions with ``BEGIN IMMEDIATE`` so the write lock is taken before the id
+    counter is read, never upgraded halfway (which could fail with SQLITE_BUSY).
+    """
+    if not url.startswith("sqlite"):
+        engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        return engine, engine
+    reader = create_async_engine(url, pool_size=4, max_overflow=4)
+    writer = create_async_engine(url, pool_size=1, max_overflow=0)
+    _configure_sqlite(reader, begin="BEGIN")
+    _configure_sqlite(writer, begin="BEGIN IMMEDIATE")
+    return reader, writer
+
+
+def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below decide how transactions start.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(begin)

@@ -1,0 +1,73 @@
+"""Tables. Times are unix milliseconds (BIGINT); ids are the integers of :mod:`tidings.ids`.
+
+One ``notifications`` row per notification whatever its audience. ``targets`` says who
+sees it: one row per audience key (``u:<user>``, ``r:<role>`` or ``*``), so a broadcast
+to a million users is one notification and one target. Per-user state lives apart:
+``receipts`` holds the rows a user read or hid one by one, and ``inbox_state`` a
+``read_through`` watermark that makes "mark all read" a single write.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("type", String(100), nullable=False),
+    Column("level", String(16), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("data", Text, nullable=False),
+    Column("url", Text),
+    Column("actor", Text),
+    Column("audience", Text, nullable=False),
+    Column("expires_at", BigInteger),
+    Column("api_key", String(64)),
+    Column("idempotency_key", String(255)),
+    Column("request_hash", String(64)),
+    UniqueConstraint("api_key", "idempotency_key", name="uq_notifications_idempotency"),
+    Index("ix_notifications_expires_at", "expires_at"),
+)
+
+targets = Table(
+    "targets",
+    metadata,
+    Column("audience", String(300), nullable=False),
+    Column("notification_id", BigInteger, nullable=False),
+    Column("expires_at", BigInteger),
+    PrimaryKeyConstraint("audience", "notification_id", name="pk_targets"),
+    Index("ix_targets_notification_id", "notification_id"),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("user_id", String(255), nullable=False),
+    Column("notification_id", BigInteger, nullable=False),
+    Column("read_at", BigInteger),
+    Column("deleted_at", BigInteger),
+    PrimaryKeyConstraint("user_id", "notification_id", name="pk_receipts"),
+    Index("ix_receipts_notification_id", "notification_id"),
+)
+
+inbox_state = Table(
+    "inbox_state",
+    metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("read_through", BigInteger, nullable=False),
+    Column("read_through_at", BigInteger, nullable=False),
+)

@@ -1,0 +1,448 @@
+"""The store on SQLAlchemy Core: SQLite by default, PostgreSQL through asyncpg.
+
+Visibility of a notification to a user is decided when reading: it has a target whose
+audience key is one of the user's keys (their own, their roles', ``*``), it has not
+expired, it is younger than the retention age, and the user has not hidden it. It is
+unread when, in addition, its id is above the user's ``read_through`` watermark and
+no receipt marks it read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    delete,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tidings import ids
+from tidings.errors import Conflict, Unavailable
+from tidings.models import NewNotification, Notification, Page, Principal, utc_from_ms
+from tidings.store.engine import create_engines
+from tidings.store.schema import inbox_state, notifications, receipts, targets
+
+WRITE_LOCK = 0x7469_6469_6E67_0001
+"""PostgreSQL advisory lock held while ids are minted, so commit order is id order."""
+
+DELETE_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCreate:
+    new: NewNotification
+    api_key: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreateOutcome:
+    notification: Notification
+    audience_keys: list[str]
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReadState:
+    read_through: int
+    read_through_at: int
+
+
+class SqlStore:
+    """Persistence and read state. Every method translates database errors to Unavailable."""
+
+    def __init__(self, url: str, *, max_age_ms: int, max_items: int) -> None:
+        self.url = url
+        self.reader, self.writer = create_engines(url)
+        self.max_age_ms = max_age_ms
+        self.max_items = max_items
+        self.is_postgres = self.writer.dialect.name == "postgresql"
+
+    async def close(self) -> None:
+        await self.reader.dispose()
+        if self.writer is not self.reader:
+            await self.writer.dispose()
+
+    async def ping(self) -> None:
+        async with _translated(), self.reader.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def insert(self, batch: Sequence[PendingCreate], *, now_ms: int) -> list[CreateOutcome]:
+        """Store a batch in one transaction; a repeated idempotency key returns the original.
+
+        Raises Conflict for the first request whose key was used with a different body;
+        callers that batch independent requests should therefore check keys first with
+        :meth:`find_idempotent` (the service does).
+        """
+        async with _translated(), self.writer.begin() as conn:
+            if self.is_postgres:
+                await conn.execute(text(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
+            last = (await conn.execute(select(func.max(notifications.c.id)))).scalar() or 0
+            new_ids = ids.next_ids(last, len(batch), now_ms=now_ms)
+            rows, target_rows, outcomes = [], [], []
+            for value, pending in zip(new_ids, batch, strict=True):
+                item = pending.new
+                keys = item.audience.keys()
+                expires = _ms(item.expires_at)
+                rows.append(_notification_row(value, pending, expires))
+                target_rows += [
+                    {"audience": key, "notification_id": value, "expires_at": expires}
+                    for key in keys
+                ]
+                outcomes.append(CreateOutcome(_from_new(value, item), keys, created=True))
+            await conn.execute(notifications.insert(), rows)
+            await conn.execute(targets.insert(), target_rows)
+        return outcomes
+
+    async def find_idempotent(
+        self, api_key: str, idempotency_key: str, request_hash: str
+    ) -> CreateOutcome | None:
+        """The earlier result for this key, None if unused; Conflict if the body differs."""
+        query = select(notifications).where(
+            notifications.c.api_key == api_key,
+            notifications.c.idempotency_key == idempotency_key,
+        )
+        async with _translated(), self.reader.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        if row is None:
+            return None
+        if row["request_hash"] != request_hash:
+            raise Conflict(
+                "this Idempotency-Key was already used with a different request body",
+                code="idempotency_conflict",
+            )
+        audience = orjson.loads(row["audience"])
+        return CreateOutcome(_from_row(row), audience["keys"], created=False)
+
+    async def mark_read(
+        self, principal: Principal, id_values: list[int], *, now_ms: int
+    ) -> list[int]:
+        """Mark visible, unread notifications read; return the ids that changed."""
+        async with _translated(), self.writer.begin() as conn:
+            state = await _read_state(conn, principal.user)
+            query = self._visible(principal, now_ms, state, unread_only=True).where(
+                targets.c.notification_id.in_(id_values)
+            )
+            changed = sorted({row[0] for row in await conn.execute(query)})
+            if changed:
+                await conn.execute(
+                    self._upsert_receipts(principal.user, changed, {"read_at": now_ms})
+                )
+        return changed
+
+    async def mark_all_read(self, principal: Principal, *, now_ms: int) -> int | None:
+        """Move the user's watermark to their newest visible id: one write, however many."""
+        async with _translated(), self.writer.begin() as conn:
+            newest = (
+                await conn.execute(
+                    select(func.max(targets.c.notification_id)).where(
+                        targets.c.audience.in_(principal.audience_keys())
+                    )
+                )
+            ).scalar()
+            if newest is None:
+                return None
+            state = await _read_state(conn, principal.user)
+            if state.read_through >= newest:
+                return state.read_through
+            values = {"user_id": principal.user, "read_through": newest, "read_through_at": now_ms}
+            insert = self._insert(inbox_state).values(**values)
+            await conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["user_id"],
+                    set_={"read_through": newest, "read_through_at": now_ms},
+                )
+            )
+        return newest
+
+    async def hide(self, principal: Principal, id_value: int, *, now_ms: int) -> bool:
+        """Delete a notification for this user only; False if they cannot see it."""
+        async with _translated(), self.writer.begin() as conn:
+            query = self._visible(principal, now_ms, None).where(
+                targets.c.notification_id == id_value
+            )
+            if (await conn.execute(query.limit(1))).first() is None:
+                return False
+            await conn.execute(
+                self._upsert_receipts(principal.user, [id_value], {"deleted_at": now_ms})
+            )
+        return True
+
+    async def sweep(self, *, now_ms: int) -> int:
+        """Remove expired, too old and over-the-cap items. Returns notifications removed."""
+        async with _translated():
+            return await self._sweep(now_ms)
+
+    async def _sweep(self, now_ms: int) -> int:
+        oldest_kept = ids.floor_for_ms(now_ms - self.max_age_ms)
+        async with self.writer.begin() as conn:
+            await conn.execute(
+                delete(targets).where(
+                    or_(
+                        targets.c.notification_id < oldest_kept,
+                        and_(targets.c.expires_at.is_not(None), targets.c.expires_at <= now_ms),
+                    )
+                )
+            )
+            crowded = await conn.execute(
+                select(targets.c.audience)
+                .group_by(targets.c.audience)
+                .having(func.count() > self.max_items)
+            )
+            for (audience,) in crowded.all():
+                cutoff = (
+                    select(targets.c.notification_id)
+                    .where(targets.c.audience == audience)
+                    .order_by(targets.c.notification_id.desc())
+                    .offset(self.max_items)
+                    .limit(1)
+                    .scalar_subquery()
+                )
+                await conn.execute(
+                    delete(targets).where(
+                        targets.c.audience == audience, targets.c.notification_id <= cutoff
+                    )
+                )
+            orphaned = ~exists().where(targets.c.notification_id == notifications.c.id)
+            removed = await conn.execute(delete(notifications).where(orphaned))
+            await conn.execute(
+                delete(receipts).where(
+                    ~exists().where(notifications.c.id == receipts.c.notification_id)
+                )
+            )
+        return removed.rowcount or 0
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def page(
+        self,
+        principal: Principal,
+        *,
+        now_ms: int,
+        limit: int,
+        before: int | None = None,
+        unread_only: bool = False,
+    ) -> Page:
+        async with _translated(), self.reader.connect() as conn:
+            state = await _read_state(conn, principal.user)
+            query = self._visible(principal, now_ms, state, unread_only=unread_only)
+            if before is not None:
+                query = query.where(targets.c.notification_id < before)
+            query = query.order_by(targets.c.notification_id.desc()).limit(limit + 1)
+            found = [row[0] for row in await conn.execute(query)]
+            items = await self._load(conn, principal.user, found[:limit], state)
+            unread = await self._count_unread(conn, principal, now_ms, state)
+        next_before = ids.encode(found[limit - 1]) if len(found) > limit else None
+        return Page(items=items, unread_count=unread, next_before=next_before)
+
+    async def unread_count(self, principal: Principal, *, now_ms: int) -> int:
+        async with _translated(), self.reader.connect() as conn:
+            state = await _read_state(conn, principal.user)
+            return await self._count_unread(conn, principal, now_ms, state)
+
+    async def after(
+        self, principal: Principal, after: int, *, now_ms: int, limit: int
+    ) -> list[Notification] | None:
+        """Visible notifications with id above ``after``, oldest first; None if over limit."""
+        async with _translated(), self.reader.connect() as conn:
+            state = await _read_state(conn, principal.user)
+            query = (
+                self._visible(principal, now_ms, state)
+                .where(targets.c.notification_id > after)
+                .order_by(targets.c.notification_id.asc())
+                .limit(limit + 1)
+            )
+            found = [row[0] for row in await conn.execute(query)]
+            if len(found) > limit:
+                return None
+            items = await self._load(conn, principal.user, found, state)
+        return items[::-1]
+
+    async def get(self, principal: Principal, id_value: int, *, now_ms: int) -> Notification | None:
+        async with _translated(), self.reader.connect() as conn:
+            state = await _read_state(conn, principal.user)
+            query = self._visible(principal, now_ms, state).where(
+                targets.c.notification_id == id_value
+            )
+            if (await conn.execute(query.limit(1))).first() is None:
+                return None
+            items = await self._load(conn, principal.user, [id_value], state)
+        return items[0] if items else None
+
+    # -- query building ----------------------------------------------------------------
+
+    def _visible(
+        self,
+        principal: Principal,
+        now_ms: int,
+        state: ReadState | None,
+        *,
+        unread_only: bool = False,
+    ) -> Select[Any]:
+        """Distinct ids of notifications the user can see (and, optionally, has not read)."""
+        hidden: ColumnElement[bool] = receipts.c.deleted_at.is_not(None)
+        conditions = [
+            targets.c.audience.in_(principal.audience_keys()),
+            targets.c.notification_id >= ids.floor_for_ms(now_ms - self.max_age_ms),
+            or_(targets.c.expires_at.is_(None), targets.c.expires_at > now_ms),
+        ]
+        if unread_only:
+            hidden = or_(hidden, receipts.c.read_at.is_not(None))
+            if state is not None and state.read_through:
+                conditions.append(targets.c.notification_id > state.read_through)
+        conditions.append(
+            ~exists().where(
+                receipts.c.user_id == principal.user,
+                receipts.c.notification_id == targets.c.notification_id,
+                hidden,
+            )
+        )
+        return select(targets.c.notification_id).where(*conditions).distinct()
+
+    async def _count_unread(
+        self, conn: AsyncConnection, principal: Principal, now_ms: int, state: ReadState
+    ) -> int:
+        visible = self._visible(principal, now_ms, state, unread_only=True).subquery()
+        query = select(func.count()).select_from(visible)
+        return int((await conn.execute(query)).scalar() or 0)
+
+    async def _load(
+        self, conn: AsyncConnection, user: str, id_values: list[int], state: ReadState
+    ) -> list[Notification]:
+        """Notifications by id, newest first, with this user's read_at."""
+        if not id_values:
+            return []
+        rows = await conn.execute(
+            select(notifications, receipts.c.read_at.label("receipt_read_at"))
+            .outerjoin(
+                receipts,
+                and_(receipts.c.notification_id == notifications.c.id, receipts.c.user_id == user),
+            )
+            .where(notifications.c.id.in_(id_values))
+            .order_by(notifications.c.id.desc())
+        )
+        items = []
+        for row in rows.mappings():
+            read_at = row["receipt_read_at"]
+            if read_at is None and row["id"] <= state.read_through:
+                read_at = state.read_through_at
+            items.append(_from_row(row, read_at))
+        return items
+
+    def _insert(self, table: Any) -> Any:
+        return (postgresql.insert if self.is_postgres else sqlite.insert)(table)
+
+    def _upsert_receipts(self, user: str, id_values: Iterable[int], values: dict[str, int]) -> Any:
+        rows = [
+            {"user_id": user, "notification_id": value, "read_at": None, "deleted_at": None}
+            | values
+            for value in id_values
+        ]
+        insert = self._insert(receipts).values(rows)
+        column = next(iter(values))
+        keep_first = func.coalesce(receipts.c[column], literal_column(f"excluded.{column}"))
+        return insert.on_conflict_do_update(
+            index_elements=["user_id", "notification_id"], set_={column: keep_first}
+        )
+
+
+async def _read_state(conn: AsyncConnection, user: str) -> ReadState:
+    row = (
+        await conn.execute(
+            select(inbox_state.c.read_through, inbox_state.c.read_through_at).where(
+                inbox_state.c.user_id == user
+            )
+        )
+    ).first()
+    return ReadState(row[0], row[1]) if row else ReadState(0, 0)
+
+
+def _notification_row(value: int, pending: PendingCreate, expires: int | None) -> dict[str, Any]:
+    item = pending.new
+    audience = {
+        "users": list(item.audience.users),
+        "roles": list(item.audience.roles),
+        "all": item.audience.all,
+        "keys": item.audience.keys(),
+    }
+    return {
+        "id": value,
+        "type": item.type,
+        "level": item.level,
+        "title": item.title,
+        "body": item.body,
+        "data": orjson.dumps(item.data).decode(),
+        "url": item.url,
+        "actor": item.actor,
+        "audience": orjson.dumps(audience).decode(),
+        "expires_at": expires,
+        "api_key": pending.api_key if pending.idempotency_key else None,
+        "idempotency_key": pending.idempotency_key,
+        "request_hash": pending.request_hash if pending.idempotency_key else None,
+    }
+
+
+def _from_new(value: int, item: NewNotification) -> Notification:
+    return Notification(
+        id=ids.encode(value),
+        type=item.type,
+        level=item.level,
+        title=item.title,
+        body=item.body,
+        data=item.data,
+        url=item.url,
+        actor=item.actor,
+        created_at=utc_from_ms(ids.ms_of(value)),
+        expires_at=item.expires_at,
+    )
+
+
+def _from_row(row: Any, read_at: int | None = None) -> Notification:
+    return Notification(
+        id=ids.encode(row["id"]),
+        type=row["type"],
+        level=row["level"],
+        title=row["title"],
+        body=row["body"],
+        data=orjson.loads(row["data"]),
+        url=row["url"],
+        actor=row["actor"],
+        created_at=utc_from_ms(ids.ms_of(row["id"])),
+        expires_at=utc_from_ms(row["expires_at"]) if row["expires_at"] is not None else None,
+        read_at=utc_from_ms(read_at) if read_at is not None else None,
+    )
+
+
+def _ms(moment: Any) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+class _translated:
+    """Turn database driver errors into :class:`Unavailable` at the boundary."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if isinstance(exc, IntegrityError):
+            raise Conflict("a concurrent request used the same Idempotency-Key") from exc
+        if isinstance(exc, SQLAlchemyError | OSError):
+            raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
+        return False

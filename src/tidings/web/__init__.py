@@ -1,0 +1,88 @@
+"""The ASGI application: HTTP API, realtime endpoints, docs, health and static files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, ORJSONResponse, Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+from tidings import __version__
+from tidings.app import App
+from tidings.credentials import ensure_secrets
+from tidings.errors import NotFound
+from tidings.settings import Settings
+from tidings.web import api, errors, metrics, realtime
+
+STATIC = Path(__file__).parent / "static"
+
+DESCRIPTION = """Real-time notifications: persisted inboxes pushed live over WebSocket
+(`/ws`) and Server-Sent Events (`/api/v1/me/stream`). Backends authenticate with an API
+key, end users with a JWT; both as `Authorization: Bearer ...`."""
+
+
+class CachedStatic(StaticFiles):
+    """Static files with a short public cache; ETag revalidation does the rest."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.setdefault("Cache-Control", "public, max-age=300, must-revalidate")
+        return response
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool | None = None) -> FastAPI:
+    """Build the app. With no settings, read them from the environment (uvicorn factory)."""
+    if settings is None:
+        settings = ensure_secrets(Settings()).settings
+    if migrate is None:
+        migrate = os.environ.get("TIDINGS_SKIP_MIGRATE") != "1"
+    tidings = App(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await tidings.start(migrate=migrate)
+        try:
+            yield
+        finally:
+            await tidings.stop()
+
+    app = FastAPI(
+        title="tidings",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+    )
+    app.state.tidings = tidings
+    errors.install(app)
+    app.add_middleware(errors.BodyLimit, limit=settings.max_request_bytes)
+    app.include_router(api.router)
+    realtime.register(app)
+    metrics.register(app)
+    _health(app, tidings)
+    app.mount("/static", CachedStatic(directory=STATIC), name="static")
+    return app
+
+
+def _health(app: FastAPI, tidings: App) -> None:
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> Response:
+        """Readiness: the database answers and the broker is connected."""
+        checks = await tidings.readiness()
+        return ORJSONResponse(checks, status_code=200 if checks["ready"] else 503)
+
+    @app.get("/demo", include_in_schema=False)
+    async def demo() -> Response:
+        if not tidings.settings.dev:
+            raise NotFound("the demo page is on in development mode only (TIDINGS_DEV=true)")
+        return FileResponse(STATIC / "demo.html", headers={"Cache-Control": "no-cache"})
