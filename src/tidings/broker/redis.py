@@ -1,0 +1,266 @@
+"""Redis pub/sub broker: fan-out between processes and machines.
+
+One pub/sub connection per process; each channel is SUBSCRIBEd once however many
+local connections need it (the hub reference-counts). Channels are prefixed with
+``tidings:``. A reader task dispatches every message to ``on_message``.
+
+When the connection is lost, :attr:`RedisBroker.ready` turns False and a supervisor
+reconnects with capped exponential backoff, resubscribes everything, waits for Redis
+to confirm, then awaits ``on_reconnect()`` so the application can replay what its
+clients missed. Publishes that fail meanwhile wait in a bounded queue and are sent,
+in order, once Redis answers again. Redis exceptions never escape: callers see
+:class:`tidings.errors.Unavailable` or nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from tidings.broker.base import MessageHandler, ReconnectHandler
+from tidings.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+PREFIX = "tidings:"
+_FAILURES = (RedisError, OSError, TimeoutError)
+
+
+class RedisBroker:
+    """See the module docstring. Keyword options exist for tests and tuning."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = PREFIX,
+        max_pending: int = 10_000,
+        backoff_initial: float = 0.05,
+        backoff_max: float = 5.0,
+        confirm_timeout: float = 5.0,
+        liveness_interval: float = 10.0,
+    ) -> None:
+        self._client = Redis.from_url(
+            url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2.0, socket_timeout=10.0
+        )
+        self._prefix = prefix
+        self._max_pending = max_pending
+        self._backoff = (backoff_initial, backoff_max)
+        self._confirm_timeout = confirm_timeout
+        self._liveness = liveness_interval
+        self._channels: set[str] = set()
+        self._confirmations: dict[str, asyncio.Future[None]] = {}
+        self._pubsub: PubSub | None = None
+        self._ready = False
+        self._on_message: MessageHandler | None = None
+        self._on_reconnect: ReconnectHandler | None = None
+        self._pending: deque[tuple[str, bytes]] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._flusher: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self.reconnects = 0
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self, on_message: MessageHandler, on_reconnect: ReconnectHandler) -> None:
+        """Connect (or keep trying in the background) and start the reader."""
+        if self._supervisor is not None:
+            raise RuntimeError("broker already started")
+        self._on_message = on_message
+        self._on_reconnect = on_reconnect
+        connected = asyncio.get_running_loop().create_future()
+        self._supervisor = asyncio.create_task(self._supervise(connected))
+        # Wait briefly for the first connection so `ready` is meaningful right away.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(connected), self._confirm_timeout)
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._supervisor, self._flusher, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._supervisor = self._flusher = None
+        self._ready = False
+        if self._pending:
+            log.warning("broker stopped with %d unsent publishes", len(self._pending))
+        await self._close_pubsub()
+        with contextlib.suppress(*_FAILURES):
+            await self._client.aclose()
+
+    # -- fan-out ----------------------------------------------------------------------
+
+    async def publish(self, channel: str, payload: bytes) -> None:
+        """Publish now, or queue in order while Redis is unreachable."""
+        if self._pending:  # an outage is being flushed: keep order behind it
+            self._queue(channel, payload)
+            return
+        try:
+            await self._client.publish(self._prefix + channel, payload)
+        except _FAILURES as exc:
+            log.warning("publish to %s failed (%s); queued for after reconnect", channel, exc)
+            self._queue(channel, payload)
+
+    def _queue(self, channel: str, payload: bytes) -> None:
+        if len(self._pending) >= self._max_pending:
+            raise Unavailable("broker unreachable and its publish queue is full")
+        self._pending.append((channel, payload))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        delay = self._backoff[0]
+        while self._pending:
+            channel, payload = self._pending[0]
+            try:
+                await self._client.publish(self._prefix + channel, payload)
+            except _FAILURES:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._backoff[1])
+                continue
+            self._pending.popleft()
+            delay = self._backoff[0]
+
+    async def subscribe(self, channel: str) -> None:
+        """Subscribe once; returns when Redis confirmed (or the connection is down)."""
+        if channel in self._channels:
+            return
+        self._channels.add(channel)
+        pubsub = self._pubsub
+        if pubsub is None:
+            return  # subscribed by the supervisor on (re)connect
+        waiter = self._expect(channel)
+        try:
+            await pubsub.subscribe(self._prefix + channel)
+            await asyncio.wait_for(asyncio.shield(waiter), self._confirm_timeout)
+        except (*_FAILURES, TimeoutError) as exc:
+            # The reader notices the loss and resubscribes; resync covers the gap.
+            log.warning("subscribe %s not confirmed: %s", channel, exc)
+
+    async def unsubscribe(self, channel: str) -> None:
+        if channel not in self._channels:
+            return
+        self._channels.discard(channel)
+        pubsub = self._pubsub
+        if pubsub is not None:
+            with contextlib.suppress(*_FAILURES):
+                await pubsub.unsubscribe(self._prefix + channel)
+
+    # -- connection supervision -------------------------------------------------------
+
+    async def _supervise(self, connected: asyncio.Future[None]) -> None:
+        delay = self._backoff[0]
+        first = True
+        while True:
+            try:
+                pubsub = await self._connect()
+            except _FAILURES as exc:
+                log.warning("redis broker unreachable (%s); retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._backoff[1])
+                continue
+            delay = self._backoff[0]
+            self._spawn(self._confirmed(first, connected))
+            first = False
+            try:
+                await self._read(pubsub)
+            except _FAILURES as exc:
+                log.warning("redis broker connection lost: %s", exc)
+            self._ready = False
+            await self._close_pubsub()
+
+    async def _connect(self) -> PubSub:
+        pubsub = self._client.pubsub()
+        await pubsub.connect()
+        channels = sorted(self._channels)
+        for channel in channels:
+            self._expect(channel)
+        if channels:
+            await pubsub.subscribe(*(self._prefix + c for c in channels))
+        else:
+            await pubsub.ping()  # proves the connection before declaring it ready
+        self._pubsub = pubsub
+        return pubsub
+
+    async def _confirmed(self, first: bool, connected: asyncio.Future[None]) -> None:
+        """Once every resubscription is confirmed: ready, then tell the application."""
+        waiters = list(self._confirmations.values())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*waiters), self._confirm_timeout)
+        if self._pubsub is None:
+            return
+        self._ready = True
+        if not connected.done():
+            connected.set_result(None)
+        if not first:
+            self.reconnects += 1
+            log.info("redis broker reconnected; %d channels resubscribed", len(self._channels))
+            if self._on_reconnect is not None:
+                try:
+                    await self._on_reconnect()
+                except Exception:
+                    log.exception("on_reconnect failed")
+
+    async def _read(self, pubsub: PubSub) -> None:
+        silent = 0
+        while True:
+            message = await pubsub.get_message(timeout=self._liveness)
+            if message is None:
+                silent += 1
+                if silent >= 3:
+                    raise TimeoutError("no answer from redis")
+                await pubsub.ping()
+                continue
+            silent = 0
+            self._handle(message)
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind not in ("message", "subscribe"):
+            return
+        raw = message["channel"]
+        channel = (raw.decode() if isinstance(raw, bytes) else raw)[len(self._prefix) :]
+        if kind == "subscribe":
+            waiter = self._confirmations.pop(channel, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        elif channel in self._channels and self._on_message is not None:
+            try:
+                self._on_message(channel, message["data"])
+            except Exception:  # a handler bug must not kill the reader
+                log.exception("on_message failed for channel %s", channel)
+
+    def _expect(self, channel: str) -> asyncio.Future[None]:
+        waiter = self._confirmations.get(channel)
+        if waiter is None or waiter.done():
+            waiter = asyncio.get_running_loop().create_future()
+            self._confirmations[channel] = waiter
+        return waiter
+
+    async def _close_pubsub(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        # Nobody should wait for confirmations that will never come on this connection.
+        for waiter in self._confirmations.values():
+            if not waiter.done():
+                waiter.set_result(None)
+        self._confirmations.clear()
+        if pubsub is not None:
+            with contextlib.suppress(*_FAILURES):
+                await pubsub.aclose()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,341 @@
+"""The realtime protocol, without I/O.
+
+Client frames go in as text and come out as typed requests (:func:`parse`), or as a
+:class:`ProtocolError` that carries the frame's ``ref`` so the reply can name it.
+The rest is the pure state a connection keeps: an inbound rate limiter, heartbeat
+bookkeeping, topic permissions and topic filters, origin checks and SSE framing.
+The WebSocket and SSE endpoints (:mod:`tidings.web.ws`, :mod:`tidings.web.sse`) are
+thin pumps around these pieces.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from tidings import frames, ids
+
+MAX_IDS = 500
+"""Most ids one ``mark_read`` may name."""
+MAX_LIST_LIMIT = 100
+DEFAULT_LIST_LIMIT = 20
+MAX_TOPIC_LENGTH = 200
+MAX_FILTER_FIELDS = 16
+MAX_FILTER_VALUES = 64
+MAX_REF_LENGTH = 200
+
+Clock = Callable[[], float]
+Scalar = str | int | float | bool | None
+
+
+# -- client requests --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    ref: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    ref: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class MarkRead:
+    ids: tuple[str, ...]
+    ref: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class MarkAllRead:
+    ref: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListInbox:
+    limit: int = DEFAULT_LIST_LIMIT
+    before: str | None = None
+    ref: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    topic: str
+    filter: TopicFilter | None = None
+    ref: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    topic: str
+    ref: Any = None
+
+
+Request = Ping | Pong | MarkRead | MarkAllRead | ListInbox | Subscribe | Unsubscribe
+
+
+class ProtocolError(Exception):
+    """A client frame the server cannot act on; answered with an ``error`` frame."""
+
+    def __init__(self, code: str, message: str, ref: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+
+    def frame(self) -> bytes:
+        return frames.error(self.code, self.message, self.ref)
+
+
+def parse(text: str | bytes) -> Request:
+    """Parse one client frame; raise :class:`ProtocolError` for anything malformed."""
+    try:
+        frame = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise ProtocolError("bad_json", "frame is not valid JSON") from None
+    if not isinstance(frame, dict):
+        raise ProtocolError("bad_frame", "frame must be a JSON object")
+    ref = _ref(frame.get("ref"))
+    kind = frame.get("type")
+    parser = _PARSERS.get(kind) if isinstance(kind, str) else None
+    if parser is None:
+        raise ProtocolError("unknown_type", f"unknown frame type: {str(kind)[:40]!r}", ref)
+    return parser(frame, ref)
+
+
+def _ref(value: Any) -> Any:
+    # A ref is echoed back verbatim, so keep it small and scalar.
+    if value is None or isinstance(value, int | float | bool):
+        return value
+    if isinstance(value, str) and len(value) <= MAX_REF_LENGTH:
+        return value
+    raise ProtocolError("bad_ref", "ref must be a short string or a number")
+
+
+def _parse_mark_read(frame: dict[str, Any], ref: Any) -> MarkRead:
+    values = frame.get("ids")
+    if not isinstance(values, list) or not values:
+        raise ProtocolError("invalid", "mark_read needs a non-empty list `ids`", ref)
+    if len(values) > MAX_IDS:
+        raise ProtocolError("too_many_ids", f"mark_read accepts at most {MAX_IDS} ids", ref)
+    if any(not isinstance(v, str) or ids.try_decode(v) is None for v in values):
+        raise ProtocolError("invalid", "`ids` must be notification ids", ref)
+    return MarkRead(tuple(dict.fromkeys(values)), ref)
+
+
+def _parse_list(frame: dict[str, Any], ref: Any) -> ListInbox:
+    limit = frame.get("limit", DEFAULT_LIST_LIMIT)
+    if limit is None:
+        limit = DEFAULT_LIST_LIMIT
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_LIMIT:
+        raise ProtocolError("invalid", f"`limit` must be an integer 1..{MAX_LIST_LIMIT}", ref)
+    before = frame.get("before")
+    if before is not None and (not isinstance(before, str) or ids.try_decode(before) is None):
+        raise ProtocolError("invalid", "`before` must be a notification id", ref)
+    return ListInbox(limit, before, ref)
+
+
+def _topic(frame: dict[str, Any], ref: Any) -> str:
+    topic = frame.get("topic")
+    if not isinstance(topic, str) or not valid_topic(topic):
+        raise ProtocolError("invalid", "`topic` must be a non-empty topic name", ref)
+    return topic
+
+
+def _parse_subscribe(frame: dict[str, Any], ref: Any) -> Subscribe:
+    topic = _topic(frame, ref)
+    raw = frame.get("filter")
+    try:
+        topic_filter = parse_filter(raw) if raw is not None else None
+    except ValueError as exc:
+        raise ProtocolError("invalid", str(exc), ref) from None
+    return Subscribe(topic, topic_filter, ref)
+
+
+_PARSERS: dict[str, Callable[[dict[str, Any], Any], Request]] = {
+    "ping": lambda frame, ref: Ping(ref),
+    "pong": lambda frame, ref: Pong(ref),
+    "mark_read": _parse_mark_read,
+    "mark_all_read": lambda frame, ref: MarkAllRead(ref),
+    "list": _parse_list,
+    "subscribe": _parse_subscribe,
+    "unsubscribe": lambda frame, ref: Unsubscribe(_topic(frame, ref), ref),
+}
+
+
+# -- server replies ---------------------------------------------------------------------
+
+
+def ack(ref: Any, **fields: Any) -> bytes:
+    """Reply to a request that succeeded: ``{"type": "ack", "ref": ..., **fields}``."""
+    return frames.encode({"type": "ack", "ref": ref, **fields})
+
+
+def pong(ref: Any = None) -> bytes:
+    return frames.PONG if ref is None else frames.encode({"type": "pong", "ref": ref})
+
+
+def resync(reason: str) -> bytes:
+    """Tell the client to refetch its inbox: it missed more than can be replayed."""
+    return frames.encode({"type": "resync", "reason": reason})
+
+
+def frame_type(frame: bytes) -> str:
+    """The ``type`` of an encoded server frame (every builder writes it first)."""
+    prefix = b'{"type":"'
+    if frame.startswith(prefix):
+        end = frame.find(b'"', len(prefix))
+        if end > 0:
+            return frame[len(prefix) : end].decode()
+    value = orjson.loads(frame).get("type")
+    return value if isinstance(value, str) else "message"
+
+
+# -- topics -----------------------------------------------------------------------------
+
+
+def valid_topic(topic: str) -> bool:
+    return 0 < len(topic) <= MAX_TOPIC_LENGTH and topic.isprintable() and " " not in topic
+
+
+def topic_allowed(topic: str, patterns: Iterable[str]) -> bool:
+    """Whether a glob pattern from the JWT ``topics`` claim grants ``topic``."""
+    return any(fnmatchcase(topic, pattern) for pattern in patterns)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicFilter:
+    """``{field: value or [values]}``: a message passes when every field matches."""
+
+    fields: tuple[tuple[str, frozenset[Scalar]], ...]
+
+    def matches(self, data: Any) -> bool:
+        if not isinstance(data, Mapping):
+            return False
+        for name, allowed in self.fields:
+            value = data.get(name)
+            if isinstance(value, list | dict) or value not in allowed:
+                return False
+        return True
+
+
+def parse_filter(raw: Any) -> TopicFilter:
+    """Validate a client's filter; raise ``ValueError`` saying what is wrong."""
+    if not isinstance(raw, dict) or not raw:
+        raise ValueError("`filter` must be a non-empty object of field -> value(s)")
+    if len(raw) > MAX_FILTER_FIELDS:
+        raise ValueError(f"`filter` may name at most {MAX_FILTER_FIELDS} fields")
+    fields = []
+    for name, value in raw.items():
+        values = value if isinstance(value, list) else [value]
+        if not values or len(values) > MAX_FILTER_VALUES:
+            raise ValueError(f"filter field {name!r} needs 1..{MAX_FILTER_VALUES} values")
+        if any(isinstance(v, list | dict) for v in values):
+            raise ValueError(f"filter field {name!r} values must be scalars")
+        fields.append((name, frozenset(values)))
+    return TopicFilter(tuple(sorted(fields, key=lambda item: item[0])))
+
+
+# -- connection state -------------------------------------------------------------------
+
+
+class TokenBucket:
+    """Inbound rate limiter: ``rate`` frames per second, bursts up to ``burst``."""
+
+    def __init__(self, *, rate: float, burst: int, clock: Clock = time.monotonic) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self._rate = rate
+        self._burst = float(burst)
+        self._clock = clock
+        self._tokens = float(burst)
+        self._stamp = clock()
+
+    def allow(self) -> bool:
+        """Take one token; False means the client exceeded its rate."""
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+class Heartbeat:
+    """When to ping, and when a silent client counts as dead (two silent intervals)."""
+
+    def __init__(self, *, interval: float, clock: Clock = time.monotonic) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._last_heard = self._last_ping = clock()
+
+    def heard(self) -> None:
+        """Any frame from the client proves it is alive."""
+        self._last_heard = self._clock()
+
+    def pinged(self) -> None:
+        self._last_ping = self._clock()
+
+    def ping_due(self) -> bool:
+        return self._clock() - self._last_ping >= self.interval
+
+    def dead(self) -> bool:
+        return self._clock() - self._last_heard >= 2 * self.interval
+
+    def next_deadline(self) -> float:
+        """Seconds until a ping is due or the client would be dead, whichever is first."""
+        now = self._clock()
+        ping_at = self._last_ping + self.interval
+        dead_at = self._last_heard + 2 * self.interval
+        return max(0.0, min(ping_at, dead_at) - now)
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: Iterable[str]) -> bool:
+    """Browsers send ``Origin``; others do not and are let through (they hold a token).
+
+    ``allowed`` empty means same host only; ``*`` allows any origin.
+    """
+    if origin is None:
+        return True
+    allowed = list(allowed)
+    if "*" in allowed:
+        return True
+    if allowed:
+        return origin.rstrip("/") in {a.rstrip("/") for a in allowed}
+    return host is not None and urlsplit(origin).netloc.lower() == host.lower()
+
+
+def bearer_token(authorization: str | None, query_token: str | None) -> str | None:
+    """The token from ``?token=`` or ``Authorization: Bearer``."""
+    if query_token:
+        return query_token
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    return None
+
+
+# -- SSE framing ------------------------------------------------------------------------
+
+
+def sse_event(frame: bytes, *, event_id: str | None = None, event: str | None = None) -> bytes:
+    """One Server-Sent Event carrying a JSON frame (which has no newlines)."""
+    head = b"id: " + event_id.encode() + b"\n" if event_id else b""
+    name = event or frame_type(frame)
+    return head + b"event: " + name.encode() + b"\ndata: " + frame + b"\n\n"
+
+
+def sse_retry(milliseconds: int) -> bytes:
+    return b"retry: " + str(milliseconds).encode() + b"\n\n"
+
+
+SSE_HEARTBEAT = b": ping\n\n"
