@@ -1,0 +1,1237 @@
+// tidings.js: the browser client for a tidings server. One ES module, no dependencies.
+//
+// The pure parts (backoff, close-code policy, URL building, de-duplication, the inbox
+// reducer) are exported on their own so they can be tested without a browser; the
+// Tidings class is the thin, stateful shell that wires them to WebSocket, EventSource,
+// fetch and timers (all injectable).
+
+export const VERSION = '0.1.0';
+
+/** Connection states, as emitted by the `status` event. */
+export const Status = Object.freeze({
+  CONNECTING: 'connecting',
+  OPEN: 'open',
+  RECONNECTING: 'reconnecting',
+  SSE: 'sse',
+  POLLING: 'polling',
+  CLOSED: 'closed',
+});
+
+/** WebSocket close codes of the tidings protocol (and the one the client uses itself). */
+export const CloseCode = Object.freeze({
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  ABNORMAL: 1006,
+  MESSAGE_TOO_BIG: 1009,
+  SERVICE_RESTART: 1012,
+  HEARTBEAT_TIMEOUT: 4000, // client side: two heartbeats missed
+  UNAUTHENTICATED: 4001,
+  FORBIDDEN: 4003,
+  RATE_LIMITED: 4008,
+  TOO_MANY_CONNECTIONS: 4009,
+  SLOW_CONSUMER: 4010,
+});
+
+export const TRANSPORTS = Object.freeze(['websocket', 'sse', 'polling']);
+
+const STATUS_OF_TRANSPORT = { websocket: Status.OPEN, sse: Status.SSE, polling: Status.POLLING };
+
+/** Frame types a server sends; also the SSE event names. */
+export const SERVER_FRAME_TYPES = Object.freeze([
+  'welcome', 'notification', 'read', 'read_all', 'deleted', 'unread', 'message',
+  'ping', 'pong', 'ack', 'list', 'error', 'resync',
+]);
+
+/** A failure reported by the server (error frame, HTTP error) or by the client. */
+export class TidingsError extends Error {
+  constructor(code, message, { status, ref } = {}) {
+    super(message || code);
+    this.name = 'TidingsError';
+    this.code = code;
+    if (status !== undefined) this.status = status;
+    if (ref !== undefined) this.ref = ref;
+  }
+}
+
+// -- backoff ---------------------------------------------------------------------------
+
+/**
+ * Delay before reconnect attempt number `attempt` (0-based): "full jitter", a uniform
+ * random value in [0, min(cap, base * 2^attempt)), so a thousand clients dropped by the
+ * same restart do not come back in lockstep.
+ */
+export function backoffDelay(attempt, { base = 500, cap = 30000, random = Math.random } = {}) {
+  const exp = Math.min(Math.max(0, attempt | 0), 30);
+  const ceiling = Math.min(cap, base * 2 ** exp);
+  return Math.floor(random() * ceiling);
+}
+
+/**
+ * What to do after the server closed the connection with `code`:
+ * `retry` (reconnect at all), `refreshToken` (call getToken first), `minDelay` (ms added
+ * before the jittered backoff), `fallback` (the failure says nothing about the transport,
+ * so do not try a lower one).
+ */
+export function closePolicy(code) {
+  switch (code) {
+    case CloseCode.NORMAL:
+    case CloseCode.GOING_AWAY:
+      return { retry: true, refreshToken: false, minDelay: 250, fallback: false };
+    case CloseCode.UNAUTHENTICATED:
+      return { retry: true, refreshToken: true, minDelay: 0, fallback: false };
+    case CloseCode.FORBIDDEN:
+      return { retry: false, refreshToken: false, minDelay: 0, fallback: false };
+    case CloseCode.RATE_LIMITED:
+      return { retry: true, refreshToken: false, minDelay: 5000, fallback: false };
+    case CloseCode.TOO_MANY_CONNECTIONS:
+      return { retry: true, refreshToken: false, minDelay: 15000, fallback: false };
+    case CloseCode.SLOW_CONSUMER:
+    case CloseCode.HEARTBEAT_TIMEOUT:
+      return { retry: true, refreshToken: false, minDelay: 0, fallback: false };
+    case CloseCode.MESSAGE_TOO_BIG:
+      return { retry: true, refreshToken: false, minDelay: 1000, fallback: false };
+    case CloseCode.SERVICE_RESTART:
+      return { retry: true, refreshToken: false, minDelay: 250, fallback: false };
+    default:
+      return { retry: true, refreshToken: false, minDelay: 0, fallback: true };
+  }
+}
+
+// -- URLs ------------------------------------------------------------------------------
+
+/**
+ * The server's HTTP base URL (no trailing slash) from what the user passed:
+ * `https://host/prefix`, `wss://host`, a path like `/tidings`, or nothing (this page's origin).
+ */
+export function normalizeBase(url, origin = globalThis.location?.origin) {
+  const raw = url == null || url === '' ? '/' : String(url);
+  const parsed = new URL(raw, origin || undefined);
+  if (parsed.protocol === 'ws:') parsed.protocol = 'http:';
+  else if (parsed.protocol === 'wss:') parsed.protocol = 'https:';
+  parsed.search = '';
+  parsed.hash = '';
+  return parsed.href.replace(/\/+$/, '');
+}
+
+/** `base` + `path` with the non-empty `params` as a query string. */
+export function buildUrl(base, path, params = {}) {
+  const url = new URL(base.replace(/\/+$/, '') + path);
+  for (const [key, value] of Object.entries(params)) {
+    if (value === undefined || value === null || value === '') continue;
+    if (Array.isArray(value)) for (const v of value) url.searchParams.append(key, String(v));
+    else url.searchParams.set(key, String(value));
+  }
+  return url.href;
+}
+
+export function wsUrl(base, { token, after } = {}) {
+  return buildUrl(base.replace(/^http/, 'ws'), '/ws', { token, after });
+}
+
+export function sseUrl(base, { token, after } = {}) {
+  return buildUrl(base, '/api/v1/me/stream', { token, after });
+}
+
+export function apiUrl(base, path, params = {}) {
+  return buildUrl(base, '/api/v1' + path, params);
+}
+
+/** Seconds-since-epoch expiry of a JWT, or null if it has none or cannot be read. */
+export function tokenExpiry(token) {
+  try {
+    const part = String(token).split('.')[1];
+    const b64 = part.replace(/-/g, '+').replace(/_/g, '/');
+    const json = JSON.parse(atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4)));
+    return typeof json.exp === 'number' ? json.exp : null;
+  } catch {
+    return null;
+  }
+}
+
+// -- de-duplication --------------------------------------------------------------------
+
+/**
+ * Notification ids already delivered. A bounded window of recent ids plus a floor:
+ * ids are 16-hex strings that sort in creation order, so anything at or below the highest
+ * id evicted from the window is old news. `last` is the resume point (`?after=`).
+ */
+export class Dedup {
+  constructor({ size = 2000, last = null } = {}) {
+    this.size = size;
+    this.last = last;
+    this.floor = null;
+    this._seen = new Set();
+  }
+
+  has(id) {
+    return this._seen.has(id) || (this.floor !== null && id <= this.floor);
+  }
+
+  /** Record `id`; true if it is new (deliver it), false if seen before (drop it). */
+  accept(id) {
+    if (typeof id !== 'string' || this.has(id)) return false;
+    this._seen.add(id);
+    if (this.last === null || id > this.last) this.last = id;
+    if (this._seen.size > this.size) {
+      const oldest = this._seen.values().next().value;
+      this._seen.delete(oldest);
+      if (this.floor === null || oldest > this.floor) this.floor = oldest;
+    }
+    return true;
+  }
+}
+
+// -- inbox state -----------------------------------------------------------------------
+
+const byIdDesc = (a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+
+/** An empty inbox: newest-first `items` and the server's `unread` count. */
+export function createInbox() {
+  return { items: [], unread: 0, loaded: false };
+}
+
+/**
+ * Apply one server frame (or the client's own optimistic action, which has the same
+ * shape) to an inbox and return the next inbox. Pure and idempotent: applying a frame
+ * twice changes nothing the second time, which is what keeps several tabs and an
+ * optimistic update plus the server's echo in step.
+ *
+ * `max` caps how many items are kept in memory.
+ */
+export function reduceInbox(state, frame, { max = 500, now = () => new Date().toISOString() } = {}) {
+  switch (frame?.type) {
+    case 'welcome':
+      return Number.isInteger(frame.unread) ? { ...state, unread: frame.unread } : state;
+    case 'unread':
+      return Number.isInteger(frame.count) ? { ...state, unread: Math.max(0, frame.count) } : state;
+    case 'notification': {
+      const item = frame.notification;
+      if (!item || typeof item.id !== 'string') return state;
+      if (state.items.some((n) => n.id === item.id)) return state;
+      const items = insertSorted(state.items, item).slice(0, max);
+      return { ...state, items, unread: state.unread + (item.read_at ? 0 : 1) };
+    }
+    case 'read': {
+      const ids = new Set(frame.ids || []);
+      let changed = 0;
+      const stamp = frame.read_at || now();
+      const items = state.items.map((n) => {
+        if (!ids.has(n.id) || n.read_at) return n;
+        changed += 1;
+        return { ...n, read_at: stamp };
+      });
+      return changed ? { ...state, items, unread: Math.max(0, state.unread - changed) } : state;
+    }
+    case 'read_all': {
+      const through = frame.through || null;
+      const stamp = frame.read_at || now();
+      const items = state.items.map((n) =>
+        n.read_at || (through && n.id > through) ? n : { ...n, read_at: stamp });
+      // Anything newer than `through` arrived after the request; it stays unread.
+      const unread = through ? items.filter((n) => !n.read_at && n.id > through).length : 0;
+      return { ...state, items, unread: Math.min(state.unread, unread) };
+    }
+    case 'deleted': {
+      const ids = new Set(frame.ids || []);
+      const removedUnread = state.items.filter((n) => ids.has(n.id) && !n.read_at).length;
+      const items = state.items.filter((n) => !ids.has(n.id));
+      if (items.length === state.items.length) return state;
+      return { ...state, items, unread: Math.max(0, state.unread - removedUnread) };
+    }
+    case 'list': {
+      // A page from the server is the truth for the ids it names (read state may have
+      // changed elsewhere); `replace` drops everything else (after a resync).
+      const fresh = new Map((frame.items || []).map((n) => [n.id, n]));
+      let items = frame.replace ? [] : state.items.map((n) => fresh.get(n.id) || n);
+      const known = new Set(items.map((n) => n.id));
+      for (const n of fresh.values()) if (!known.has(n.id)) items.push(n);
+      items = items.sort(byIdDesc).slice(0, max);
+      let unread = state.unread;
+      if (Number.isInteger(frame.unread_count) && !frame.before) {
+        // The count was taken when the page was read: notifications newer than its
+        // newest item arrived after that and are not in it.
+        let top = null;
+        for (const id of fresh.keys()) if (top === null || id > top) top = id;
+        const newer = items.filter((n) => !n.read_at && !fresh.has(n.id) && (top === null || n.id > top));
+        unread = frame.unread_count + newer.length;
+      }
+      return { ...state, items, unread, loaded: true };
+    }
+    default:
+      return state;
+  }
+}
+
+function insertSorted(items, item) {
+  const out = items.slice();
+  let i = 0;
+  while (i < out.length && out[i].id > item.id) i += 1;
+  out.splice(i, 0, item);
+  return out;
+}
+
+// -- topic matching --------------------------------------------------------------------
+
+/** Whether a topic subscription (exact name or `*`/`?` glob) covers `topic`. */
+export function topicMatches(pattern, topic) {
+  if (pattern === topic) return true;
+  if (!/[*?]/.test(pattern)) return false;
+  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${re}$`).test(topic);
+}
+
+// -- tiny event emitter ----------------------------------------------------------------
+
+class Emitter {
+  constructor() {
+    this._handlers = new Map();
+  }
+
+  on(event, fn) {
+    if (typeof fn !== 'function') throw new TypeError('listener must be a function');
+    if (!this._handlers.has(event)) this._handlers.set(event, new Set());
+    const set = this._handlers.get(event);
+    // Wrap so the same function can be subscribed twice and unsubscribed independently.
+    const entry = (...args) => fn(...args);
+    set.add(entry);
+    return () => set.delete(entry);
+  }
+
+  emit(event, ...args) {
+    const set = this._handlers.get(event);
+    if (!set) return;
+    for (const fn of [...set]) {
+      try {
+        fn(...args);
+      } catch (err) {
+        // A broken listener must not break delivery to the others.
+        setTimeout(() => { throw err; });
+      }
+    }
+  }
+}
+
+// -- transports ------------------------------------------------------------------------
+//
+// Each transport is opened with callbacks { frame(frame), close({code, reason}) } and
+// returns a handle { kind, send(frame) -> bool, close() }. "Open" means the server's
+// welcome arrived; the client decides that, not the transport.
+
+function openWebSocket(WS, url, cb) {
+  const ws = new WS(url);
+  let done = false;
+  ws.onmessage = (event) => {
+    if (done) return;
+    let frame;
+    try {
+      frame = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    if (frame && typeof frame.type === 'string') cb.frame(frame);
+  };
+  ws.onerror = () => {}; // always followed by close
+  ws.onclose = (event) => {
+    if (done) return;
+    done = true;
+    cb.close({ code: event.code || CloseCode.ABNORMAL, reason: event.reason || '' });
+  };
+  return {
+    kind: 'websocket',
+    send(frame) {
+      if (done || ws.readyState !== 1) return false;
+      ws.send(JSON.stringify(frame));
+      return true;
+    },
+    close(code = CloseCode.NORMAL, reason = '') {
+      if (done) return;
+      done = true;
+      try {
+        ws.close(code, reason);
+      } catch {
+        ws.close();
+      }
+    },
+  };
+}
+
+function openEventSource(ES, url, cb) {
+  const es = new ES(url);
+  let done = false;
+  const finish = (code) => {
+    if (done) return;
+    done = true;
+    es.close();
+    cb.close({ code, reason: '' });
+  };
+  const onEvent = (type) => (event) => {
+    if (done) return;
+    // A server event named "error" and the EventSource's own error share a name;
+    // only the server's carries data.
+    if (type === 'error' && (event.data === undefined || event.data === null)) {
+      finish(CloseCode.ABNORMAL);
+      return;
+    }
+    let frame;
+    try {
+      frame = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    if (!frame || typeof frame !== 'object') return;
+    if (typeof frame.type !== 'string') frame.type = type;
+    cb.frame(frame);
+  };
+  for (const type of SERVER_FRAME_TYPES) es.addEventListener(type, onEvent(type));
+  es.addEventListener('close', (event) => {
+    // Some servers end a stream with an explicit close event carrying a close code.
+    let code = CloseCode.NORMAL;
+    try {
+      code = JSON.parse(event.data).code || code;
+    } catch { /* keep NORMAL */ }
+    finish(code);
+  });
+  es.onmessage = onEvent('message');
+  return {
+    kind: 'sse',
+    send: () => false,
+    close() {
+      if (done) return;
+      done = true;
+      es.close();
+    },
+  };
+}
+
+// -- the client ------------------------------------------------------------------------
+
+const DEFAULTS = {
+  transports: TRANSPORTS,
+  backoff: { base: 500, cap: 30000 },
+  connectTimeout: 10000,
+  requestTimeout: 10000,
+  pollInterval: 15000,
+  upgradeInterval: 30000,
+  pageSize: 20,
+  maxItems: 500,
+  heartbeatGrace: 0.5,
+  autoConnect: true,
+  broadcast: true,
+};
+
+/**
+ * A live connection to a tidings server for one end user.
+ *
+ *     const client = new Tidings({ url: 'https://notify.example.com', getToken });
+ *     client.on('notification', (n) => console.log(n.title));
+ *     client.on('unread', (count) => badge.textContent = count);
+ */
+export class Tidings {
+  constructor(options = {}) {
+    const o = { ...DEFAULTS, ...options };
+    if (!o.token && typeof o.getToken !== 'function') {
+      throw new TypeError('Tidings needs a `token` or a `getToken` function');
+    }
+    this._o = o;
+    this._base = normalizeBase(o.url);
+    this._token = o.token || null;
+    this._getToken = typeof o.getToken === 'function' ? o.getToken : null;
+    this._transports = (o.transports || TRANSPORTS).filter((t) => TRANSPORTS.includes(t));
+    if (!this._transports.length) throw new TypeError('no usable transport in `transports`');
+    this._env = {
+      WebSocket: o.WebSocket ?? globalThis.WebSocket,
+      EventSource: o.EventSource ?? globalThis.EventSource,
+      fetch: o.fetch ?? globalThis.fetch?.bind(globalThis),
+      BroadcastChannel: o.broadcast === false ? null : (o.BroadcastChannel ?? globalThis.BroadcastChannel),
+      setTimeout: o.setTimeout ?? globalThis.setTimeout.bind(globalThis),
+      clearTimeout: o.clearTimeout ?? globalThis.clearTimeout.bind(globalThis),
+      random: o.random ?? Math.random,
+      now: o.now ?? (() => Date.now()),
+    };
+    this._events = new Emitter();
+    this._inbox = createInbox();
+    this._dedup = new Dedup({ last: o.after ?? null });
+    this._status = Status.CLOSED;
+    this._user = null;
+    this._gen = 0; // bumps on every (re)connect cycle and on close(); stale callbacks check it
+    this._attempt = 0;
+    this._everOpened = false;
+    this._conn = null; // handle of the open transport
+    this._preferred = 0; // index into _transports where the next cycle starts
+    this._timers = new Set();
+    this._watchdog = null;
+    this._heartbeat = null;
+    this._pending = new Map();
+    this._refSeq = 0;
+    this._topics = new Map();
+    this._channel = null;
+    this._stopped = false;
+    this._lastError = null;
+    this._onOnline = () => {
+      if (this._status === Status.RECONNECTING || this._status === Status.POLLING) this.reconnect();
+    };
+    if (o.autoConnect) Promise.resolve().then(() => this._status === Status.CLOSED && !this._stopped && this.connect());
+  }
+
+  // -- public surface ------------------------------------------------------------------
+
+  /** Subscribe to an event; returns a function that unsubscribes. */
+  on(event, fn) {
+    return this._events.on(event, fn);
+  }
+
+  /** Like `on`, but the listener runs once. */
+  once(event, fn) {
+    const off = this.on(event, (...args) => {
+      off();
+      fn(...args);
+    });
+    return off;
+  }
+
+  get status() {
+    return this._status;
+  }
+
+  get unreadCount() {
+    return this._inbox.unread;
+  }
+
+  /** Newest-first notifications known to the client (a copy). */
+  get notifications() {
+    return this._inbox.items.slice();
+  }
+
+  get user() {
+    return this._user;
+  }
+
+  /** The transport in use: 'websocket' | 'sse' | 'polling' | null. */
+  get transport() {
+    return this._conn?.kind ?? null;
+  }
+
+  /** The id to resume after: the newest notification id seen. */
+  get lastId() {
+    return this._dedup.last;
+  }
+
+  /** Start (or restart after `close()` or a fatal close code). */
+  connect() {
+    if (!this._stopped && this._status !== Status.CLOSED) return;
+    this._stopped = false;
+    globalThis.addEventListener?.('online', this._onOnline);
+    this._cycle();
+  }
+
+  /** Drop the current connection and connect again now, skipping any backoff wait. */
+  reconnect() {
+    this._stopped = false;
+    this._attempt = 0;
+    this._preferred = 0;
+    this._dropConnection();
+    this._cycle();
+  }
+
+  /** Close for good (until `connect()`); pending requests are rejected. */
+  close() {
+    this._stopped = true;
+    this._gen += 1;
+    this._dropConnection();
+    this._clearTimers();
+    this._channel?.close();
+    this._channel = null;
+    globalThis.removeEventListener?.('online', this._onOnline);
+    this._setStatus(Status.CLOSED);
+  }
+
+  /** Replace the token (e.g. after the app refreshed it); reconnects if auth had failed. */
+  setToken(token) {
+    this._token = token;
+    if (this._status === Status.CLOSED && this._lastError?.code === 'unauthenticated') this.connect();
+  }
+
+  /** Mark notifications read. Optimistic: the badge updates at once. */
+  async markRead(ids) {
+    const list = [].concat(ids).filter((id) => typeof id === 'string');
+    if (!list.length) return;
+    this._applyLocal({ type: 'read', ids: list });
+    try {
+      if (this._canSend()) await this._request({ type: 'mark_read', ids: list });
+      else await Promise.all(list.map((id) => this._rest('POST', `/me/notifications/${encodeURIComponent(id)}/read`)));
+    } catch (err) {
+      this._refresh();
+      throw err;
+    }
+  }
+
+  /** Mark everything read. */
+  async markAllRead() {
+    this._applyLocal({ type: 'read_all', through: this._newestKnownId() });
+    try {
+      if (this._canSend()) await this._request({ type: 'mark_all_read' });
+      else await this._rest('POST', '/me/notifications/read-all');
+    } catch (err) {
+      this._refresh();
+      throw err;
+    }
+  }
+
+  /** Delete one notification from the user's inbox (REST). */
+  async remove(id) {
+    this._applyLocal({ type: 'deleted', ids: [id] });
+    try {
+      await this._rest('DELETE', `/me/notifications/${encodeURIComponent(id)}`);
+    } catch (err) {
+      this._refresh();
+      throw err;
+    }
+  }
+
+  /**
+   * A page of the inbox, newest first: `{items, unread_count, next_before}`.
+   * Over the WebSocket when open, else over HTTP. The page is merged into `notifications`.
+   */
+  async list({ limit = this._o.pageSize, before, unread } = {}) {
+    let page;
+    if (this._canSend() && !unread) {
+      const frame = { type: 'list', limit };
+      if (before) frame.before = before;
+      page = await this._request(frame);
+    } else {
+      page = await this._rest('GET', '/me/notifications', { limit, before, unread: unread ? 'true' : undefined });
+    }
+    const items = Array.isArray(page.items) ? page.items : [];
+    const result = { items, unread_count: page.unread_count, next_before: page.next_before ?? null };
+    this._noteListed(items);
+    this._apply({ type: 'list', items, before, unread_count: unread ? undefined : page.unread_count });
+    return result;
+  }
+
+  /**
+   * Listen to a topic's ephemeral messages: `fn(data, frame)`. `filter` is
+   * `{field: value | [values]}` applied by the server. Returns an unsubscribe function.
+   */
+  subscribe(topic, fn, { filter } = {}) {
+    if (typeof topic !== 'string' || !topic) throw new TypeError('topic must be a non-empty string');
+    let entry = this._topics.get(topic);
+    if (!entry) {
+      entry = { filter: filter ?? null, fns: new Set() };
+      this._topics.set(topic, entry);
+      this._sendSubscribe(topic, entry);
+    } else if (filter !== undefined && JSON.stringify(filter) !== JSON.stringify(entry.filter)) {
+      entry.filter = filter;
+      this._sendSubscribe(topic, entry);
+    }
+    const wrapped = (data, frame) => fn(data, frame);
+    entry.fns.add(wrapped);
+    return () => {
+      entry.fns.delete(wrapped);
+      if (entry.fns.size === 0 && this._topics.get(topic) === entry) {
+        this._topics.delete(topic);
+        if (this._canSend()) this._conn.send({ type: 'unsubscribe', topic });
+      }
+    };
+  }
+
+  // -- connection cycle ----------------------------------------------------------------
+
+  /**
+   * One connection cycle: try each transport from the preferred one down until one
+   * says welcome. If none does, wait (backoff) and start again from the top.
+   */
+  async _cycle(startAt = this._preferred) {
+    const gen = ++this._gen;
+    this._clearTimers();
+    this._setStatus(this._everOpened ? Status.RECONNECTING : Status.CONNECTING);
+    if (this._getToken && this._tokenStale()) {
+      if (!(await this._refreshToken(gen))) return;
+    }
+    let last = { code: CloseCode.ABNORMAL };
+    let refreshed = false;
+    for (let i = startAt; i < this._transports.length; i += 1) {
+      const kind = this._transports[i];
+      const result = await this._attemptTransport(kind, gen);
+      if (gen !== this._gen) {
+        result.handle?.close(CloseCode.NORMAL, 'superseded');
+        return;
+      }
+      if (result.open) {
+        this._adopt(result.handle, i);
+        return;
+      }
+      if (result.code === CloseCode.UNAUTHENTICATED && this._getToken && !refreshed) {
+        // Expired token: get a fresh one and start the cycle over once.
+        refreshed = true;
+        if (!(await this._refreshToken(gen))) return;
+        i = startAt - 1;
+        continue;
+      }
+      last = result;
+      // The server answered and refused: another transport would be refused too.
+      if (!closePolicy(result.code).fallback) break;
+    }
+    this._retryLater(last.code);
+  }
+
+  _tokenStale() {
+    if (!this._token) return true;
+    const exp = tokenExpiry(this._token);
+    return exp !== null && exp * 1000 - this._env.now() < 30000;
+  }
+
+  /**
+   * Open one transport; resolves `{open: true, handle}` on welcome, else `{open: false, code}`.
+   * Frames that follow the welcome are buffered on the handle until `_adopt` takes it.
+   */
+  _attemptTransport(kind, gen) {
+    return new Promise((resolve) => {
+      let settled = false;
+      let timer = null;
+      let handle = null;
+      const settle = (value) => {
+        if (settled) return;
+        settled = true;
+        if (timer !== null) this._env.clearTimeout(timer);
+        resolve(value);
+      };
+      const handlers = {
+        frame: (frame) => {
+          if (!settled) {
+            if (frame.type === 'welcome') {
+              handle.buffer = [frame];
+              settle({ open: true, handle });
+            } else if (frame.type === 'error' && frame.ref == null) {
+              this._lastError = new TidingsError(frame.code || 'error', frame.message);
+            }
+            return;
+          }
+          if (handle.buffer) handle.buffer.push(frame);
+          else if (handle === this._conn) this._handleFrame(frame, handle);
+        },
+        close: ({ code, reason }) => {
+          if (!settled) settle({ open: false, code, reason });
+          else if (handle.buffer) handle.dropped = { code, reason };
+          else if (handle === this._conn) this._onDropped(code, reason);
+        },
+      };
+      try {
+        handle = this._openTransport(kind, handlers);
+      } catch (err) {
+        this._lastError = err instanceof TidingsError ? err : new TidingsError('transport', String(err?.message || err));
+        handle = null;
+      }
+      if (!handle) {
+        settle({ open: false, code: CloseCode.ABNORMAL });
+        return;
+      }
+      timer = this._env.setTimeout(() => {
+        timer = null;
+        handle.close(CloseCode.NORMAL, 'connect timeout');
+        settle({ open: false, code: CloseCode.ABNORMAL, reason: 'timeout' });
+      }, this._o.connectTimeout);
+    });
+  }
+
+  _openTransport(kind, handlers) {
+    const after = this._dedup.last;
+    if (kind === 'websocket') {
+      if (!this._env.WebSocket) return null;
+      return openWebSocket(this._env.WebSocket, wsUrl(this._base, { token: this._token, after }), handlers);
+    }
+    if (kind === 'sse') {
+      if (!this._env.EventSource) return null;
+      return openEventSource(this._env.EventSource, sseUrl(this._base, { token: this._token, after }), handlers);
+    }
+    return this._openPolling(handlers);
+  }
+
+  /** Polling "transport": a loop of REST requests that looks like a stream to the rest. */
+  _openPolling(cb) {
+    let done = false;
+    let timer = null;
+    let welcomed = false;
+    const handle = {
+      kind: 'polling',
+      send: () => false,
+      close: () => {
+        done = true;
+        if (timer !== null) this._env.clearTimeout(timer);
+      },
+      pollNow: () => {
+        if (timer !== null) this._env.clearTimeout(timer);
+        timer = null;
+        tick();
+      },
+    };
+    const tick = async () => {
+      try {
+        const frames = await this._pollOnce();
+        if (done) return;
+        if (!welcomed) {
+          welcomed = true;
+          cb.frame({ type: 'welcome', user: this._user, heartbeat: null, unread: frames.unread, transport: 'polling' });
+        }
+        for (const frame of frames.list) {
+          if (done) return;
+          cb.frame(frame);
+        }
+        timer = this._env.setTimeout(tick, this._o.pollInterval);
+      } catch (err) {
+        if (done) return;
+        done = true;
+        this._lastError = err;
+        cb.close({ code: err?.status === 401 ? CloseCode.UNAUTHENTICATED : err?.status === 403 ? CloseCode.FORBIDDEN : CloseCode.ABNORMAL });
+      }
+    };
+    Promise.resolve().then(tick);
+    return handle;
+  }
+
+  /**
+   * One poll: the newest page, and older pages back to the resume point so nothing is
+   * missed. Returns frames as a stream would have sent them, oldest first.
+   */
+  async _pollOnce() {
+    const limit = Math.min(100, Math.max(this._o.pageSize, 20));
+    const last = this._dedup.last;
+    const first = await this._rest('GET', '/me/notifications', { limit });
+    const pages = [first];
+    let page = first;
+    for (let n = 0; last && n < 10 && page.next_before && page.items?.length && page.items[page.items.length - 1].id > last; n += 1) {
+      page = await this._rest('GET', '/me/notifications', { limit, before: page.next_before });
+      pages.push(page);
+    }
+    const all = pages.flatMap((p) => p.items || []);
+    const list = [{ type: 'list', items: first.items || [], unread_count: first.unread_count, polled: true }];
+    if (last) {
+      const fresh = all.filter((n) => n.id > last).sort((a, b) => (a.id < b.id ? -1 : 1));
+      for (const n of fresh) list.push({ type: 'notification', notification: n });
+    }
+    return { unread: first.unread_count, list };
+  }
+
+  _adopt(handle, index) {
+    const previous = this._conn;
+    this._conn = handle;
+    if (previous && previous !== handle) previous.close(CloseCode.NORMAL, 'upgraded');
+    this._preferred = index;
+    this._everOpened = true;
+    this._openedAt = this._env.now();
+    this._lastError = null;
+    this._setStatus(STATUS_OF_TRANSPORT[handle.kind]);
+    const early = handle.buffer || [];
+    handle.buffer = null;
+    for (const frame of early) {
+      if (this._conn !== handle) return;
+      this._handleFrame(frame, handle);
+    }
+    if (handle.dropped && this._conn === handle) {
+      this._onDropped(handle.dropped.code, handle.dropped.reason);
+      return;
+    }
+    if (index > 0) this._scheduleUpgrade(this._o.upgradeInterval);
+  }
+
+  _onDropped(code, reason) {
+    const handle = this._conn;
+    this._conn = null;
+    this._stopWatchdog();
+    this._rejectPending(new TidingsError('disconnected', `connection closed (${code})`));
+    if (this._stopped) return;
+    if (handle) this._emit('disconnect', { code, reason, transport: handle.kind });
+    // A connection that lived a while earns a fresh backoff; one dropped straight
+    // after welcome (e.g. refused repeatedly) keeps climbing.
+    if (this._env.now() - (this._openedAt || 0) > 10000) this._attempt = 0;
+    const policy = closePolicy(code);
+    if (code === CloseCode.UNAUTHENTICATED) {
+      if (!this._getToken) return this._fatal(new TidingsError('unauthenticated', 'token rejected (4001) and no getToken to refresh it'));
+      this._gen += 1;
+      const gen = this._gen;
+      this._setStatus(Status.RECONNECTING);
+      this._refreshToken(gen).then((ok) => ok && gen === this._gen && this._cycle(this._preferred));
+      return;
+    }
+    if (!policy.retry) return this._fatal(new TidingsError('forbidden', `server refused the connection (${code})`));
+    if (code === CloseCode.SLOW_CONSUMER || code === CloseCode.HEARTBEAT_TIMEOUT) {
+      // Resume straight away (tiny jitter): the server is fine, this link was not.
+      this._gen += 1;
+      this._setStatus(Status.RECONNECTING);
+      this._later(() => this._cycle(this._preferred), Math.floor(this._env.random() * 250));
+      return;
+    }
+    this._retryLater(code, { fromDrop: true });
+  }
+
+  _retryLater(code, { fromDrop = false } = {}) {
+    if (this._stopped) return;
+    const policy = closePolicy(code);
+    if (!policy.retry) return this._fatal(this._lastError || new TidingsError('forbidden', `server refused the connection (${code})`));
+    if (code === CloseCode.UNAUTHENTICATED && !this._getToken) {
+      return this._fatal(new TidingsError('unauthenticated', 'token rejected and no getToken to refresh it'));
+    }
+    const delay = policy.minDelay + backoffDelay(this._attempt, { ...this._o.backoff, random: this._env.random });
+    this._attempt += 1;
+    // When everything failed the server was probably down, not the WebSocket blocked,
+    // so the next cycle starts from the best transport again. A drop of an open
+    // connection resumes on the transport that worked.
+    if (!fromDrop) this._preferred = 0;
+    this._gen += 1;
+    this._setStatus(this._everOpened ? Status.RECONNECTING : Status.CONNECTING);
+    this._emit('retry', { attempt: this._attempt, delay, code });
+    this._later(() => this._cycle(this._preferred), delay);
+  }
+
+  _fatal(error) {
+    this._lastError = error;
+    this._stopped = true;
+    this._gen += 1;
+    this._dropConnection();
+    this._clearTimers();
+    this._setStatus(Status.CLOSED);
+    this._emit('error', error);
+  }
+
+  async _refreshToken(gen) {
+    try {
+      const token = await this._getToken();
+      if (gen !== this._gen) return false;
+      if (!token) throw new TidingsError('unauthenticated', 'getToken returned no token');
+      this._token = token;
+      return true;
+    } catch (err) {
+      if (gen !== this._gen) return false;
+      this._lastError = err;
+      this._emit('error', err);
+      this._attempt += 1;
+      this._retryLater(CloseCode.ABNORMAL, { fromDrop: true });
+      return false;
+    }
+  }
+
+  /** While on SSE or polling, try the better transports now and then. */
+  _scheduleUpgrade(delay) {
+    const gen = this._gen;
+    this._later(async () => {
+      if (gen !== this._gen || !this._conn) return;
+      const current = this._transports.indexOf(this._conn.kind);
+      for (let i = 0; i < current; i += 1) {
+        const result = await this._attemptTransport(this._transports[i], gen);
+        if (gen !== this._gen || !this._conn) {
+          result.handle?.close(CloseCode.NORMAL, 'superseded');
+          return;
+        }
+        if (result.open) {
+          this._emit('upgrade', { from: this._conn.kind, to: result.handle.kind });
+          this._adopt(result.handle, i);
+          return;
+        }
+      }
+      this._scheduleUpgrade(Math.min(delay * 2, 300000));
+    }, delay);
+  }
+
+  _dropConnection() {
+    this._stopWatchdog();
+    const conn = this._conn;
+    this._conn = null;
+    conn?.close(CloseCode.NORMAL, 'client closed');
+    this._rejectPending(new TidingsError('disconnected', 'connection closed by the client'));
+  }
+
+  // -- frames ----------------------------------------------------------------------------
+
+  _handleFrame(frame, handle) {
+    this._feedWatchdog(handle);
+    switch (frame.type) {
+      case 'welcome':
+        return this._onWelcome(frame, handle);
+      case 'notification': {
+        const n = frame.notification;
+        if (!n || !this._dedup.accept(n.id)) return;
+        this._apply(frame);
+        this._emit('notification', n);
+        this._broadcast({ type: 'notification', notification: n });
+        return;
+      }
+      case 'unread':
+      case 'read':
+      case 'read_all':
+      case 'deleted': {
+        this._apply(frame);
+        if (frame.type === 'read') this._emit('read', frame.ids || []);
+        else if (frame.type === 'read_all') this._emit('read_all', frame.through ?? null);
+        else if (frame.type === 'deleted') this._emit('deleted', frame.ids || []);
+        return;
+      }
+      case 'message':
+        return this._onMessage(frame);
+      case 'ping':
+        handle.send({ type: 'pong' });
+        return;
+      case 'resync':
+        this._emit('resync', frame);
+        this._refresh({ replace: true });
+        return;
+      case 'list':
+        if (frame.polled) {
+          this._noteListed(frame.items || []);
+          this._apply(frame);
+          return;
+        }
+      // falls through: a list with a ref is a reply
+      default:
+        if (frame.ref !== undefined && frame.ref !== null && this._pending.has(frame.ref)) {
+          const pending = this._pending.get(frame.ref);
+          this._pending.delete(frame.ref);
+          this._env.clearTimeout(pending.timer);
+          if (frame.type === 'error') pending.reject(new TidingsError(frame.code || 'error', frame.message, { ref: frame.ref }));
+          else pending.resolve(frame);
+        } else if (frame.type === 'error') {
+          this._emit('error', new TidingsError(frame.code || 'error', frame.message));
+        }
+    }
+  }
+
+  _onWelcome(frame, handle) {
+    if (frame.user) this._user = frame.user;
+    this._apply({ type: 'welcome', unread: frame.unread });
+    this._openChannel();
+    if (handle.kind !== 'polling') {
+      this._startWatchdog(handle, frame.heartbeat);
+      for (const [topic, entry] of this._topics) this._sendSubscribe(topic, entry, handle);
+      // Read state may have changed while away; a missed notification comes by replay.
+      Promise.resolve().then(() => this._refresh());
+    }
+    this._emit('welcome', frame);
+  }
+
+  _onMessage(frame) {
+    this._emit('message', frame);
+    for (const [pattern, entry] of this._topics) {
+      if (!topicMatches(pattern, frame.topic)) continue;
+      for (const fn of [...entry.fns]) {
+        try {
+          fn(frame.data, frame);
+        } catch (err) {
+          setTimeout(() => { throw err; });
+        }
+      }
+    }
+  }
+
+  /**
+   * List items are in the inbox but were never "delivered" as notification events.
+   * The first page seeds the resume point so a reconnect only asks for what is newer.
+   */
+  _noteListed(items) {
+    if (this._dedup.last !== null) {
+      for (const n of items) if (n.id <= this._dedup.last) this._dedup.accept(n.id);
+      return;
+    }
+    for (const n of [...items].sort(byIdDesc).reverse()) this._dedup.accept(n.id);
+  }
+
+  async _refresh({ replace = false } = {}) {
+    try {
+      const page = this._canSend()
+        ? await this._request({ type: 'list', limit: this._o.pageSize })
+        : await this._rest('GET', '/me/notifications', { limit: this._o.pageSize });
+      const items = Array.isArray(page.items) ? page.items : [];
+      if (replace) for (const n of items) this._dedup.accept(n.id);
+      this._noteListed(items);
+      this._apply({ type: 'list', items, unread_count: page.unread_count, replace });
+      this._emit('refresh', { items, replace });
+    } catch (err) {
+      if (err?.code !== 'disconnected') this._emit('error', err);
+    }
+  }
+
+  // -- state -----------------------------------------------------------------------------
+
+  _apply(frame) {
+    const before = this._inbox;
+    const next = reduceInbox(before, frame, { max: this._o.maxItems });
+    if (next === before) return;
+    this._inbox = next;
+    if (next.unread !== before.unread) this._emit('unread', next.unread);
+    this._emit('change', { items: next.items, unread: next.unread });
+  }
+
+  /** An action taken here: apply now, tell the other tabs. */
+  _applyLocal(frame) {
+    this._apply(frame);
+    this._broadcast(frame);
+    if (frame.type === 'read') this._emit('read', frame.ids);
+    else if (frame.type === 'read_all') this._emit('read_all', frame.through ?? null);
+    else if (frame.type === 'deleted') this._emit('deleted', frame.ids);
+  }
+
+  _newestKnownId() {
+    const top = this._inbox.items[0]?.id ?? null;
+    const last = this._dedup.last;
+    if (top === null) return last;
+    if (last === null) return top;
+    return top > last ? top : last;
+  }
+
+  // -- tabs ------------------------------------------------------------------------------
+
+  _openChannel() {
+    const BC = this._env.BroadcastChannel;
+    if (!BC || !this._user || this._channel?.name === `tidings:${this._user}`) return;
+    this._channel?.close();
+    try {
+      this._channel = new BC(`tidings:${this._user}`);
+    } catch {
+      this._channel = null;
+      return;
+    }
+    this._channel.onmessage = (event) => this._onTabMessage(event.data);
+  }
+
+  _broadcast(frame) {
+    try {
+      this._channel?.postMessage(frame);
+    } catch { /* a closed channel is fine */ }
+  }
+
+  _onTabMessage(frame) {
+    if (!frame || typeof frame.type !== 'string') return;
+    if (frame.type === 'notification') {
+      // Another tab heard it first (e.g. this one is polling): take it, deduplicated.
+      if (this._conn?.kind === 'polling' && frame.notification && this._dedup.accept(frame.notification.id)) {
+        this._apply(frame);
+        this._emit('notification', frame.notification);
+      }
+      return;
+    }
+    if (['read', 'read_all', 'deleted'].includes(frame.type)) {
+      this._apply(frame);
+      if (frame.type === 'read') this._emit('read', frame.ids || []);
+      else if (frame.type === 'read_all') this._emit('read_all', frame.through ?? null);
+      else this._emit('deleted', frame.ids || []);
+    }
+  }
+
+  // -- requests --------------------------------------------------------------------------
+
+  _canSend() {
+    return this._conn?.kind === 'websocket' && this._status === Status.OPEN;
+  }
+
+  _request(frame) {
+    return new Promise((resolve, reject) => {
+      this._refSeq += 1;
+      const ref = `r${this._refSeq}`;
+      const timer = this._env.setTimeout(() => {
+        this._pending.delete(ref);
+        reject(new TidingsError('timeout', `no reply to ${frame.type} within ${this._o.requestTimeout} ms`, { ref }));
+      }, this._o.requestTimeout);
+      this._pending.set(ref, { resolve, reject, timer });
+      if (!this._conn?.send({ ...frame, ref })) {
+        this._env.clearTimeout(timer);
+        this._pending.delete(ref);
+        reject(new TidingsError('disconnected', 'not connected'));
+      }
+    });
+  }
+
+  _rejectPending(error) {
+    for (const [ref, pending] of this._pending) {
+      this._env.clearTimeout(pending.timer);
+      pending.reject(error);
+      this._pending.delete(ref);
+    }
+  }
+
+  async _rest(method, path, params = {}, retried = false) {
+    if (!this._env.fetch) throw new TidingsError('transport', 'fetch is not available');
+    if (!this._token && this._getToken) this._token = await this._getToken();
+    const response = await this._env.fetch(apiUrl(this._base, path, params), {
+      method,
+      headers: { Authorization: `Bearer ${this._token}`, Accept: 'application/json' },
+      credentials: 'omit',
+    });
+    if (response.status === 401 && this._getToken && !retried) {
+      this._token = await this._getToken();
+      return this._rest(method, path, params, true);
+    }
+    let body = null;
+    if (response.status !== 204) {
+      try {
+        body = await response.json();
+      } catch {
+        body = null;
+      }
+    }
+    if (!response.ok) {
+      const e = body?.error || {};
+      throw new TidingsError(e.code || `http_${response.status}`, e.message || `HTTP ${response.status}`, { status: response.status });
+    }
+    return body ?? {};
+  }
+
+  _sendSubscribe(topic, entry, handle = this._canSend() ? this._conn : null) {
+    if (!handle || handle.kind !== 'websocket') return;
+    const frame = { type: 'subscribe', topic };
+    if (entry.filter) frame.filter = entry.filter;
+    handle.send(frame);
+  }
+
+  // -- heartbeat watchdog ----------------------------------------------------------------
+
+  _startWatchdog(handle, heartbeat) {
+    this._stopWatchdog();
+    if (!(heartbeat > 0) || handle.kind !== 'websocket') return;
+    // Two missed heartbeats (plus grace) of silence means the link is dead even if the
+    // socket has not noticed (sleeping laptop, half-open TCP).
+    this._heartbeat = { handle, ms: heartbeat * 1000 * (2 + this._o.heartbeatGrace) };
+    this._feedWatchdog(handle);
+  }
+
+  _feedWatchdog(handle) {
+    if (!this._heartbeat || this._heartbeat.handle !== handle) return;
+    if (this._watchdog !== null) this._env.clearTimeout(this._watchdog);
+    this._watchdog = this._env.setTimeout(() => {
+      this._watchdog = null;
+      if (this._conn !== handle) return;
+      handle.close(CloseCode.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
+      this._onDropped(CloseCode.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
+    }, this._heartbeat.ms);
+  }
+
+  _stopWatchdog() {
+    if (this._watchdog !== null) this._env.clearTimeout(this._watchdog);
+    this._watchdog = null;
+    this._heartbeat = null;
+  }
+
+  // -- plumbing --------------------------------------------------------------------------
+
+  _later(fn, delay) {
+    const id = this._env.setTimeout(() => {
+      this._timers.delete(id);
+      fn();
+    }, delay);
+    this._timers.add(id);
+    return id;
+  }
+
+  _clearTimers() {
+    for (const id of this._timers) this._env.clearTimeout(id);
+    this._timers.clear();
+  }
+
+  _setStatus(status) {
+    if (status === this._status) return;
+    this._status = status;
+    this._emit('status', status);
+  }
+
+  _emit(event, ...args) {
+    this._events.emit(event, ...args);
+  }
+}
+
+export default Tidings;
