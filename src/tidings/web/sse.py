@@ -1,0 +1,111 @@
+"""Server-Sent Events at ``GET /api/v1/me/stream``: the same frames, one way.
+
+Each frame becomes an event named after its ``type`` whose data is the JSON frame;
+notifications carry ``id:`` so the browser's ``Last-Event-ID`` resumes exactly after
+them. Framing is the pure :func:`tidings.protocol.sse_event`. Clients act through the
+HTTP API (mark read, delete); topics are chosen with ``?topics=a,b``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+
+from tidings import frames, protocol
+from tidings.connection import ConnectionClosed
+from tidings.errors import CloseCode, Forbidden, TidingsError, ValidationFailed
+from tidings.web.session import MAX_TOPICS, SSE_RETRY_MS, Refused, Session, admit, cancel
+
+if TYPE_CHECKING:
+    from tidings.app import App
+
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+BATCH = 64
+"""Most events written in one chunk when the outbox has a backlog."""
+
+
+async def stream_endpoint(request: Request) -> StreamingResponse:
+    """Mounted at ``GET /api/v1/me/stream``.
+
+    Token in ``Authorization: Bearer`` or ``?token=`` (EventSource cannot set headers);
+    resume with ``Last-Event-ID`` or ``?after=``; topics with ``?topics=a,b``.
+    """
+    app: App = request.app.state.tidings
+    try:
+        principal, after = admit(
+            app,
+            headers=request.headers,
+            query=request.query_params,
+            after_header=request.headers.get("last-event-id"),
+        )
+    except Refused as refused:
+        raise refused.error from None
+    topics = _topics(request.query_params.get("topics"), principal.topics)
+    conn = app.hub.connection(principal, after=after, transport="sse")
+    return StreamingResponse(
+        _events(Session(app, conn), after, topics),
+        media_type="text/event-stream",
+        headers=HEADERS,
+    )
+
+
+def _topics(raw: str | None, allowed: tuple[str, ...]) -> list[str]:
+    topics = [t.strip() for t in (raw or "").split(",") if t.strip()]
+    if len(topics) > MAX_TOPICS:
+        raise ValidationFailed(f"at most {MAX_TOPICS} topics per stream", code="too_many_topics")
+    for topic in topics:
+        if not protocol.valid_topic(topic):
+            raise ValidationFailed(f"invalid topic {topic[:40]!r}")
+        if not protocol.topic_allowed(topic, allowed):
+            raise Forbidden(f"topic {topic!r} not allowed", code="topic_forbidden")
+    return topics
+
+
+async def _events(session: Session, after: str | None, topics: list[str]) -> AsyncIterator[bytes]:
+    conn = session.conn
+    heartbeat = protocol.Heartbeat(interval=session.app.settings.heartbeat)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        yield protocol.sse_retry(SSE_RETRY_MS)
+        try:
+            await session.start(after)
+            for topic in topics:
+                await session.app.hub.subscribe(conn, topic, None)
+        except TidingsError as exc:
+            yield protocol.sse_event(frames.error(exc.code, exc.message))
+            return
+        tasks = [
+            asyncio.create_task(session.tick_forever(heartbeat, silence_kills=False)),
+            asyncio.create_task(session.resync_forever()),
+        ]
+        while True:
+            try:
+                chunk = await _next_chunk(session)
+            except ConnectionClosed as closed:
+                if closed.code is not None and closed.code != CloseCode.GOING_AWAY:
+                    yield protocol.sse_event(_close_frame(closed))
+                return
+            yield chunk
+    finally:
+        await cancel(*tasks)
+        await session.finish()
+
+
+async def _next_chunk(session: Session) -> bytes:
+    """One event, plus whatever else is already queued (up to :data:`BATCH`)."""
+    conn = session.conn
+    notification_id, frame = await conn.next_frame()
+    parts = [protocol.sse_event(frame, event_id=notification_id)]
+    while conn.pending() and len(parts) < BATCH:
+        notification_id, frame = await conn.next_frame()
+        parts.append(protocol.sse_event(frame, event_id=notification_id))
+    return b"".join(parts)
+
+
+def _close_frame(closed: ConnectionClosed) -> bytes:
+    """Why the stream ends (token expired, slow consumer, restart); the client decides."""
+    return frames.encode({"type": "close", "code": closed.code, "reason": closed.reason})
