@@ -1,0 +1,119 @@
+"""Command line: ``python -m bench [--smoke] [--targets raw,channels,tidings,tidings-scaled]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import importlib.util
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from bench.scenarios import Config
+from bench.targets import ALL_TARGETS
+
+HERE = Path(__file__).resolve().parent
+NEEDS = {"channels": ["django", "channels", "channels_redis", "daphne"], "*": ["matplotlib"]}
+
+
+def ensure_requirements(targets: list[str]) -> None:
+    """pip-install bench/requirements.txt when a module the run needs is missing."""
+    wanted = NEEDS["*"] + (NEEDS["channels"] if "channels" in targets else [])
+    missing = [m for m in wanted if importlib.util.find_spec(m) is None]
+    if not missing:
+        return
+    print(f"installing bench requirements (missing: {', '.join(missing)})", flush=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "-r", str(HERE / "requirements.txt")],
+        check=False, timeout=600,
+    )
+
+
+def config(args: argparse.Namespace) -> Config:
+    if args.smoke:
+        cfg = Config(connections=300, targeted_rate=200, targeted_seconds=3, broadcast_repeats=3,
+                     broadcast_timeout=10, create_seconds=1.5, create_repeats=1,
+                     create_concurrency=16, publish_concurrency=16, drain_timeout=3,
+                     connect_timeout=30, settle=1.0)
+    else:
+        cfg = Config()
+    if args.connections:
+        cfg.connections = args.connections
+    if args.rate:
+        cfg.targeted_rate = args.rate
+    if args.seconds:
+        cfg.targeted_seconds = args.seconds
+    if args.repeats:
+        cfg.broadcast_repeats = args.repeats
+    return cfg
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--smoke", action="store_true", help="a few hundred connections, seconds long")
+    p.add_argument("--targets", default=",".join(ALL_TARGETS),
+                   help=f"comma-separated, from {','.join(ALL_TARGETS)}")
+    p.add_argument("--connections", type=int, help="WebSocket connections (default 10,000)")
+    p.add_argument("--rate", type=float, help="targeted notifications/s (default 1,000)")
+    p.add_argument("--seconds", type=float, help="targeted duration (default 10)")
+    p.add_argument("--repeats", type=int, help="broadcast repeats (default 5)")
+    p.add_argument("--budget", type=float, default=840.0, help="overall time budget in seconds")
+    p.add_argument("--out", type=Path, default=HERE / "results", help="where latest.* go")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a target check fails")
+    p.add_argument("--no-install", action="store_true", help="do not pip-install requirements")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    names = [n.strip() for n in args.targets.split(",") if n.strip()]
+    unknown = set(names) - set(ALL_TARGETS)
+    if unknown:
+        print(f"unknown targets: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    if not args.no_install:
+        ensure_requirements(names)
+    from bench import report, runner  # after the install: report imports matplotlib lazily
+
+    cfg = config(args)
+    workdir = args.out / "tmp"
+    started = time.time()
+    print(f"bench: targets {', '.join(names)}; {cfg.connections:,} connections, "
+          f"{cfg.targeted_rate:,.0f}/s for {cfg.targeted_seconds:g}s, "
+          f"{cfg.broadcast_repeats} broadcasts; budget {args.budget:.0f}s", flush=True)
+    try:
+        import uvloop
+
+        results = uvloop.run(runner.run_all(names, cfg, workdir, args.budget))
+    except ImportError:
+        results = asyncio.run(runner.run_all(names, cfg, workdir, args.budget))
+    full = cfg.connections >= 10_000 and cfg.targeted_rate >= 1_000
+    items = report.checks(results, full)
+    print("\n" + report.table(results) + "\n")
+    print(report.verdict_lines(items), flush=True)
+    payload = {
+        "started": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(),
+        "seconds": round(time.time() - started, 1), "smoke": args.smoke,
+        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "config": asdict(cfg), "results": results,
+        "checks": [{"check": d, "passed": ok, "detail": det} for d, ok, det in items],
+    }
+    report.write_json(args.out / "latest.json", payload)
+    drew = report.chart(args.out / "latest.png", results)
+    chart_note = f", chart: {args.out / 'latest.png'}" if drew else " (no chart: no matplotlib)"
+    print(f"\nresults: {args.out / 'latest.json'}{chart_note}")
+    crashed = [n for n, r in results.items() if "crashed" in r]
+    if crashed:
+        print(f"servers crashed: {', '.join(crashed)}", file=sys.stderr)
+        return 1
+    if args.strict and any(ok is False for _, ok, _ in items):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

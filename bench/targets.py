@@ -1,0 +1,203 @@
+"""The systems under test: how to start each one and where its endpoints are."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.procs import Server, TargetUnavailable, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
+API_KEY = "bench-key"
+HOST = "127.0.0.1"
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_HOST = "redis://127.0.0.1:6379"
+
+
+@dataclass
+class Target:
+    """A started system: its HTTP/WS endpoints and its server processes."""
+
+    name: str
+    label: str
+    workdir: Path
+    endpoints: list[tuple[str, int]] = field(default_factory=list)
+    servers: list[Server] = field(default_factory=list)
+
+    def pids(self) -> list[int]:
+        return [s.pid for s in self.servers if s.alive()]
+
+    def alive(self) -> bool:
+        return all(s.alive() for s in self.servers)
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def _start_servers(self, argvs: list[list[str]], env: dict[str, str]) -> None:
+        for i, argv in enumerate(argvs):
+            port = self.endpoints[i][1]
+            server = Server(f"{self.name}#{i}", argv, env, self.workdir / f"server{i}.log", ROOT)
+            self.servers.append(server)
+            await server.start(HOST, port)
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(s.stop() for s in self.servers))
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {s.name}\n{s.tail()}" for s in self.servers)
+
+
+def base_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "TIDINGS_JWT_SECRET": SECRET,
+            "TIDINGS_API_KEYS": API_KEY,
+            "TIDINGS_ALLOWED_ORIGINS": "*",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    return env
+
+
+class RawTarget(Target):
+    async def start(self) -> None:
+        port = free_port()
+        self.endpoints = [(HOST, port)]
+        argv = [sys.executable, "-m", "bench.peers.raw", "--host", HOST, "--port", str(port)]
+        await self._start_servers([argv], base_env())
+
+
+async def flush_redis(db: int) -> None:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(f"{REDIS_HOST}/{db}")
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
+class ChannelsTarget(Target):
+    redis_db = 7
+
+    async def start(self) -> None:
+        if shutil.which("daphne", path=str(BIN)) is None:
+            raise TargetUnavailable("daphne missing: pip install -r bench/requirements.txt")
+        await flush_redis(self.redis_db)
+        port = free_port()
+        self.endpoints = [(HOST, port)]
+        env = base_env()
+        env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "bench.peers.channels.settings",
+                "BENCH_CHANNELS_DB": str(self.workdir / "channels.sqlite3"),
+                "BENCH_CHANNELS_REDIS": f"{REDIS_HOST}/{self.redis_db}",
+            }
+        )
+        migrate = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "django", "migrate", "--run-syncdb", "-v", "0",
+            env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await migrate.communicate()
+        if migrate.returncode != 0:
+            raise TargetUnavailable(f"channels migrate failed: {out.decode()[-800:]}")
+        argv = [str(BIN / "daphne"), "-b", HOST, "-p", str(port), "--verbosity", "0",
+                "bench.peers.channels.asgi:application"]
+        await self._start_servers([argv], env)
+
+    async def stop(self) -> None:
+        await super().stop()
+        with contextlib.suppress(Exception):
+            await flush_redis(self.redis_db)
+
+
+class TidingsTarget(Target):
+    """``tidings serve``: embedded (SQLite + memory) or scaled (PostgreSQL + Redis, 2 procs)."""
+
+    def __init__(self, name: str, label: str, workdir: Path, scaled: bool = False,
+                 processes: int = 2, redis_db: int = 6) -> None:
+        super().__init__(name, label, workdir)
+        self.scaled = scaled
+        self.processes = processes if scaled else 1
+        self.redis_db = redis_db
+        self.pg_db = f"tidings_bench_{os.getpid()}"
+
+    async def start(self) -> None:
+        exe = BIN / "tidings"
+        if not exe.exists():
+            raise TargetUnavailable(f"{exe} not found (pip install -e . in the venv)")
+        env = base_env()
+        env.update({"TIDINGS_MAX_CONNECTIONS_PER_USER": "50", "TIDINGS_OUTBOX_SIZE": "10000",
+                    "TIDINGS_SECRETS_FILE": str(self.workdir / "secrets.json"),
+                    "TIDINGS_DEV": "false"})
+        if self.scaled:
+            await self._create_pg()
+            await flush_redis(self.redis_db)
+            env["TIDINGS_DATABASE_URL"] = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.pg_db}"
+            env["TIDINGS_BROKER_URL"] = f"{REDIS_HOST}/{self.redis_db}"
+        else:
+            db = self.workdir / "tidings.db"
+            remove_files([Path(f"{db}{suffix}") for suffix in ("", "-wal", "-shm")])
+            env["TIDINGS_DATABASE_URL"] = f"sqlite+aiosqlite:///{db}"
+            env["TIDINGS_BROKER_URL"] = "memory://"
+        self.endpoints = [(HOST, free_port()) for _ in range(self.processes)]
+        argvs = [[str(exe), "serve", "--host", HOST, "--port", str(p)] for _, p in self.endpoints]
+        await self._start_servers(argvs, env)
+
+    async def _create_pg(self) -> None:
+        import asyncpg
+
+        try:
+            conn = await asyncpg.connect(PG_ADMIN, timeout=5)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise TargetUnavailable(f"PostgreSQL unavailable: {exc}") from exc
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{self.pg_db}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{self.pg_db}"')
+        finally:
+            await conn.close()
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self.scaled:
+            import asyncpg
+
+            with contextlib.suppress(Exception):
+                conn = await asyncpg.connect(PG_ADMIN, timeout=5)
+                try:
+                    await conn.execute(f'DROP DATABASE IF EXISTS "{self.pg_db}" WITH (FORCE)')
+                finally:
+                    await conn.close()
+            with contextlib.suppress(Exception):
+                await flush_redis(self.redis_db)
+
+
+def remove_files(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def make_target(name: str, workdir: Path) -> Target:
+    """Build a target by name: raw, channels, tidings, tidings-scaled."""
+    wd = workdir / name
+    wd.mkdir(parents=True, exist_ok=True)
+    if name == "raw":
+        return RawTarget(name, "raw ceiling (uvloop)", wd)
+    if name == "channels":
+        return ChannelsTarget(name, "Django Channels + channels-redis (daphne)", wd)
+    if name == "tidings":
+        return TidingsTarget(name, "tidings embedded (SQLite + memory, 1 proc)", wd)
+    if name == "tidings-scaled":
+        return TidingsTarget(name, "tidings scaled (PostgreSQL + Redis, 2 procs)", wd, scaled=True)
+    raise ValueError(f"unknown target {name!r}")
+
+
+ALL_TARGETS = ["raw", "channels", "tidings", "tidings-scaled"]
