@@ -1,0 +1,140 @@
+"""Shared fixtures: stores on SQLite and real PostgreSQL, an in-process app and clients.
+
+PostgreSQL tests use ``TIDINGS_TEST_POSTGRES_URL`` (default: the local server's ``test``
+database) and create a throwaway database per test module. Outside CI they skip when
+PostgreSQL is unreachable; under ``CI=true`` that is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import httpx
+import pytest
+
+from tidings.settings import Settings
+from tidings.store import SqlStore
+from tidings.store.migrate import upgrade
+
+POSTGRES_URL = os.environ.get(
+    "TIDINGS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+API_KEY = "test-api-key"
+SECRET = "test-secret-that-is-long-enough-for-hs256"
+
+
+def require_service(name: str, reason: str) -> None:
+    """Skip outside CI; in CI a missing PostgreSQL or Redis fails the run."""
+    if IN_CI:
+        pytest.fail(f"{name} is required under CI=true: {reason}")
+    pytest.skip(f"{name} unavailable: {reason}")
+
+
+def _raw_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def _create_database() -> str:
+    """Create a throwaway database next to the configured one; return its SQLAlchemy URL."""
+    name = f"tidings_t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(_raw_dsn(POSTGRES_URL), timeout=5)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base, _, _ = POSTGRES_URL.rpartition("/")
+    return f"{base}/{name}"
+
+
+async def _drop_database(url: str) -> None:
+    name = url.rpartition("/")[2]
+    conn = await asyncpg.connect(_raw_dsn(POSTGRES_URL), timeout=5)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    try:
+        url = asyncio.run(_create_database())
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        require_service("PostgreSQL", f"{POSTGRES_URL}: {exc}")
+    yield url
+    asyncio.run(_drop_database(url))
+
+
+async def truncate(store: SqlStore) -> None:
+    from tidings.store.schema import metadata
+
+    async with store.writer.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            await conn.execute(table.delete())
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/tidings.db"
+    return request.getfixturevalue("postgres_database")
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[SqlStore]:
+    """An empty, migrated store: the same suite runs on SQLite and PostgreSQL."""
+    store = SqlStore(database_url, max_age_ms=30 * 86_400_000, max_items=1000)
+    await upgrade(store.writer)
+    await truncate(store)
+    yield store
+    await store.close()
+
+
+def make_settings(tmp_path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": f"sqlite+aiosqlite:///{tmp_path}/tidings.db",
+        "broker_url": "memory://",
+        "jwt_secret": SECRET,
+        "api_keys": [API_KEY, "second-key"],
+        "dev": True,
+        "secrets_file": str(tmp_path / "secrets.json"),
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator:
+    from tidings.web import create_app
+
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+def backend_headers(key: str = API_KEY) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def user_headers(app, user: str, roles: list[str] | None = None) -> dict[str, str]:
+    token = app.state.tidings.auth.mint(user, roles=roles or [])
+    return {"Authorization": f"Bearer {token}"}

@@ -1,0 +1,192 @@
+"""Random sequences of inbox operations agree with a plain in-memory model.
+
+After every step, each user's full list (walked page by page) and unread count must be
+exactly what the model says, for notifications to users, to roles and to everyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from tidings import ids
+from tidings.models import Audience, NewNotification, Principal
+from tidings.store import PendingCreate, SqlStore
+from tidings.store.migrate import upgrade
+
+USERS = {
+    "alice": Principal("alice", frozenset({"admin"})),
+    "bob": Principal("bob", frozenset({"admin", "staff"})),
+    "carol": Principal("carol"),
+}
+ROLES = ["admin", "staff", "nobody"]
+START_MS = 1_800_000_000_000
+
+
+@dataclass
+class ModelItem:
+    id: int
+    users: frozenset[str]
+    roles: frozenset[str]
+    everyone: bool
+    expires_ms: int | None
+
+    def addressed_to(self, who: Principal) -> bool:
+        return self.everyone or who.user in self.users or bool(self.roles & who.roles)
+
+
+@dataclass
+class ModelUser:
+    read: set[int] = field(default_factory=set)
+    hidden: set[int] = field(default_factory=set)
+    read_through: int = 0
+
+
+class InboxMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.items: list[ModelItem] = []
+        self.users = {name: ModelUser() for name in USERS}
+        self.now = START_MS
+
+    def run(self, coroutine):  # type: ignore[no-untyped-def]
+        return self.loop.run_until_complete(coroutine)
+
+    @initialize()
+    def open_store(self) -> None:
+        self.directory = tempfile.TemporaryDirectory()
+        url = f"sqlite+aiosqlite:///{self.directory.name}/model.db"
+        self.store = SqlStore(url, max_age_ms=30 * 86_400_000, max_items=10_000)
+        self.run(upgrade(self.store.writer))
+
+    def teardown(self) -> None:
+        if hasattr(self, "store"):
+            self.run(self.store.close())
+            self.directory.cleanup()
+        self.loop.close()
+
+    # -- the model -----------------------------------------------------------------
+
+    def visible(self, name: str) -> list[ModelItem]:
+        who, state = USERS[name], self.users[name]
+        return sorted(
+            (
+                item
+                for item in self.items
+                if item.addressed_to(who)
+                and item.id not in state.hidden
+                and (item.expires_ms is None or item.expires_ms > self.now)
+            ),
+            key=lambda item: item.id,
+            reverse=True,
+        )
+
+    def unread(self, name: str) -> list[ModelItem]:
+        state = self.users[name]
+        return [
+            item
+            for item in self.visible(name)
+            if item.id > state.read_through and item.id not in state.read
+        ]
+
+    # -- rules -----------------------------------------------------------------------
+
+    @rule(
+        users=st.frozensets(st.sampled_from(sorted(USERS)), max_size=2),
+        roles=st.frozensets(st.sampled_from(ROLES), max_size=2),
+        everyone=st.booleans(),
+        ttl_ms=st.none() | st.integers(min_value=1, max_value=5_000),
+    )
+    def create(
+        self, users: frozenset[str], roles: frozenset[str], everyone: bool, ttl_ms: int | None
+    ) -> None:
+        if not (users or roles or everyone):
+            everyone = True
+        if everyone:
+            users, roles = frozenset(), frozenset()
+        expires_ms = self.now + ttl_ms if ttl_ms is not None else None
+        expires_at = (
+            datetime.fromtimestamp(expires_ms / 1000, tz=UTC) if expires_ms is not None else None
+        )
+        audience = Audience(users=tuple(sorted(users)), roles=tuple(sorted(roles)), all=everyone)
+        new = NewNotification(audience, "t", "info", "x", expires_at=expires_at)
+        [outcome] = self.run(self.store.insert([PendingCreate(new)], now_ms=self.now))
+        self.items.append(
+            ModelItem(ids.decode(outcome.notification.id), users, roles, everyone, expires_ms)
+        )
+
+    @rule(name=st.sampled_from(sorted(USERS)), pick=st.integers(min_value=0, max_value=50))
+    def mark_read(self, name: str, pick: int) -> None:
+        if not self.items:
+            return
+        target = self.items[pick % len(self.items)].id
+        changed = self.run(self.store.mark_read(USERS[name], [target], now_ms=self.now))
+        expected = [target] if any(i.id == target for i in self.unread(name)) else []
+        assert changed == expected
+        self.users[name].read.update(changed)
+
+    @rule(name=st.sampled_from(sorted(USERS)))
+    def mark_all_read(self, name: str) -> None:
+        self.run(self.store.mark_all_read(USERS[name], now_ms=self.now))
+        addressed = [i.id for i in self.items if i.addressed_to(USERS[name])]
+        if addressed:
+            state = self.users[name]
+            state.read_through = max(state.read_through, max(addressed))
+
+    @rule(name=st.sampled_from(sorted(USERS)), pick=st.integers(min_value=0, max_value=50))
+    def delete(self, name: str, pick: int) -> None:
+        if not self.items:
+            return
+        target = self.items[pick % len(self.items)].id
+        hidden = self.run(self.store.hide(USERS[name], target, now_ms=self.now))
+        assert hidden == any(i.id == target for i in self.visible(name))
+        if hidden:
+            self.users[name].hidden.add(target)
+
+    @rule(ms=st.integers(min_value=1, max_value=3_000))
+    def time_passes(self, ms: int) -> None:
+        self.now += ms
+
+    @rule()
+    def sweep(self) -> None:
+        self.run(self.store.sweep(now_ms=self.now))
+        self.items = [i for i in self.items if i.expires_ms is None or i.expires_ms > self.now]
+
+    # -- what must always hold -------------------------------------------------------
+
+    @invariant()
+    def every_inbox_matches_the_model(self) -> None:
+        if not hasattr(self, "store"):
+            return
+        for name, who in USERS.items():
+            listed, before = [], None
+            while True:
+                page = self.run(
+                    self.store.page(who, now_ms=self.now, limit=4, before=before)
+                )
+                listed += [ids.decode(item.id) for item in page.items]
+                assert page.unread_count == len(self.unread(name)), name
+                if page.next_before is None:
+                    break
+                before = ids.decode(page.next_before)
+            assert listed == [item.id for item in self.visible(name)], name
+            unread_page = self.run(self.store.page(who, now_ms=self.now, limit=100, unread_only=True))
+            assert [ids.decode(i.id) for i in unread_page.items] == [
+                item.id for item in self.unread(name)
+            ], name
+
+
+InboxMachine.TestCase.settings = settings(
+    max_examples=40,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestInboxAgainstModel = InboxMachine.TestCase
