@@ -168,16 +168,16 @@ class InboxMachine(RuleBasedStateMachine):
         for name, who in USERS.items():
             listed, before = [], None
             while True:
-                page = self.run(
-                    self.store.page(who, now_ms=self.now, limit=4, before=before)
-                )
+                page = self.run(self.store.page(who, now_ms=self.now, limit=4, before=before))
                 listed += [ids.decode(item.id) for item in page.items]
                 assert page.unread_count == len(self.unread(name)), name
                 if page.next_before is None:
                     break
                 before = ids.decode(page.next_before)
             assert listed == [item.id for item in self.visible(name)], name
-            unread_page = self.run(self.store.page(who, now_ms=self.now, limit=100, unread_only=True))
+            unread_page = self.run(
+                self.store.page(who, now_ms=self.now, limit=100, unread_only=True)
+            )
             assert [ids.decode(i.id) for i in unread_page.items] == [
                 item.id for item in self.unread(name)
             ], name

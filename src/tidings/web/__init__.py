@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, ORJSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
@@ -18,6 +18,7 @@ from tidings.credentials import ensure_secrets
 from tidings.errors import NotFound
 from tidings.settings import Settings
 from tidings.web import api, errors, metrics, realtime
+from tidings.web.responses import JSONResponse
 
 STATIC = Path(__file__).parent / "static"
 
@@ -56,7 +57,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
     )
     app.state.tidings = tidings
     errors.install(app)
@@ -79,10 +79,10 @@ def _health(app: FastAPI, tidings: App) -> None:
     async def readyz() -> Response:
         """Readiness: the database answers and the broker is connected."""
         checks = await tidings.readiness()
-        return ORJSONResponse(checks, status_code=200 if checks["ready"] else 503)
+        return JSONResponse(checks, status_code=200 if checks["ready"] else 503)
 
     @app.get("/demo", include_in_schema=False)
     async def demo() -> Response:
-        if not tidings.settings.dev:
+        if not tidings.settings.dev or not (STATIC / "demo.html").is_file():
             raise NotFound("the demo page is on in development mode only (TIDINGS_DEV=true)")
         return FileResponse(STATIC / "demo.html", headers={"Cache-Control": "no-cache"})

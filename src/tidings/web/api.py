@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import Response
 
 from tidings.app import App
 from tidings.auth import bearer
 from tidings.errors import Forbidden, NotFound, Unauthenticated
 from tidings.models import Notification, Page, Principal
 from tidings.store import CreateOutcome
+from tidings.web.responses import JSONResponse
 from tidings.web.schemas import (
     DevTokenIn,
     NotificationIn,
@@ -78,7 +79,7 @@ async def _create(
         new, api_key=key, idempotency_key=idempotency, request_hash=request_hash(body)
     )
     headers = {} if outcome.created else {"Idempotent-Replayed": "true"}
-    return ORJSONResponse(_created(outcome, body), status_code=201, headers=headers)
+    return JSONResponse(_created(outcome, body), status_code=201, headers=headers)
 
 
 def _created(outcome: CreateOutcome, body: NotificationIn) -> dict[str, Any]:
@@ -119,7 +120,7 @@ async def list_notifications(
 ) -> Response:
     """The user's notifications, newest first, with the exact unread count."""
     page = await app.service.list_inbox(me, limit=limit, before=before, unread_only=unread)
-    return ORJSONResponse(page_body(page))
+    return JSONResponse(page_body(page))
 
 
 def page_body(page: Page) -> dict[str, Any]:
@@ -133,7 +134,7 @@ def page_body(page: Page) -> dict[str, Any]:
 @router.get("/me/notifications/{notification_id}", tags=["inbox"])
 async def get_notification(app: AppDep, me: Me, notification_id: NotificationId) -> Response:
     item: Notification = await app.service.get(me, notification_id)
-    return ORJSONResponse(item.to_public())
+    return JSONResponse(item.to_public())
 
 
 @router.get("/me/unread-count", tags=["inbox"])

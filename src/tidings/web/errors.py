@@ -7,11 +7,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings.errors import TidingsError
+from tidings.web.responses import JSONResponse
 
 log = logging.getLogger("tidings.web")
 
@@ -33,7 +34,7 @@ HTTP_CODES = {
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> Response:
-    return ORJSONResponse(
+    return JSONResponse(
         {"error": {"code": code, "message": message}}, status_code=status, headers=headers
     )
 
