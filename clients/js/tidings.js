@@ -506,6 +506,11 @@ export class Tidings {
     return this._user;
   }
 
+  /** Whether a first page of the inbox has arrived. */
+  get loaded() {
+    return this._inbox.loaded;
+  }
+
   /** The transport in use: 'websocket' | 'sse' | 'polling' | null. */
   get transport() {
     return this._conn?.kind ?? null;

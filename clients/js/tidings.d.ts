@@ -1,0 +1,174 @@
+// Type declarations for tidings.js.
+
+export type Status = 'connecting' | 'open' | 'reconnecting' | 'sse' | 'polling' | 'closed';
+export type Transport = 'websocket' | 'sse' | 'polling';
+export type Level = 'info' | 'success' | 'warning' | 'error';
+
+export declare const VERSION: string;
+export declare const Status: Readonly<{
+  CONNECTING: 'connecting'; OPEN: 'open'; RECONNECTING: 'reconnecting';
+  SSE: 'sse'; POLLING: 'polling'; CLOSED: 'closed';
+}>;
+export declare const CloseCode: Readonly<{
+  NORMAL: 1000; GOING_AWAY: 1001; ABNORMAL: 1006; MESSAGE_TOO_BIG: 1009; SERVICE_RESTART: 1012;
+  HEARTBEAT_TIMEOUT: 4000; UNAUTHENTICATED: 4001; FORBIDDEN: 4003; RATE_LIMITED: 4008;
+  TOO_MANY_CONNECTIONS: 4009; SLOW_CONSUMER: 4010;
+}>;
+export declare const TRANSPORTS: readonly Transport[];
+export declare const SERVER_FRAME_TYPES: readonly string[];
+
+export interface Notification {
+  id: string;
+  type: string;
+  level: Level | string;
+  title: string;
+  body: string;
+  data: Record<string, unknown>;
+  url: string | null;
+  actor: string | null;
+  created_at: string;
+  expires_at?: string | null;
+  read_at: string | null;
+}
+
+export interface Page {
+  items: Notification[];
+  unread_count: number;
+  next_before: string | null;
+}
+
+export interface TopicMessageFrame<T = unknown> {
+  type: 'message';
+  topic: string;
+  data: T;
+}
+
+export interface WelcomeFrame {
+  type: 'welcome';
+  user: string;
+  connection?: string;
+  heartbeat: number | null;
+  unread: number;
+}
+
+export interface TidingsOptions {
+  /** Server base URL: `https://host[/prefix]`, `wss://host`, a path, or omitted for this origin. */
+  url?: string;
+  /** A JWT for the end user. Give this or `getToken`. */
+  token?: string;
+  /** Called for the first token and whenever the server says it expired (close code 4001). */
+  getToken?: () => string | Promise<string>;
+  /** Transports to try, best first. Default `['websocket', 'sse', 'polling']`. */
+  transports?: Transport[];
+  /** Full-jitter exponential backoff in ms. Default `{base: 500, cap: 30000}`. */
+  backoff?: { base?: number; cap?: number };
+  /** ms to wait for the server's welcome before trying the next transport. Default 10000. */
+  connectTimeout?: number;
+  /** ms to wait for a reply to a request (list, mark_read). Default 10000. */
+  requestTimeout?: number;
+  /** ms between polls in polling mode. Default 15000. */
+  pollInterval?: number;
+  /** ms before trying a better transport while on SSE or polling (doubles up to 5 min). Default 30000. */
+  upgradeInterval?: number;
+  /** Items per page for the first page and refreshes. Default 20. */
+  pageSize?: number;
+  /** Most notifications kept in memory. Default 500. */
+  maxItems?: number;
+  /** Resume after this notification id on the first connect. */
+  after?: string;
+  /** Connect from the constructor. Default true. */
+  autoConnect?: boolean;
+  /** Share read state between tabs with BroadcastChannel. Default true. */
+  broadcast?: boolean;
+  // Injectable environment (tests, non-browser runtimes).
+  WebSocket?: typeof WebSocket;
+  EventSource?: typeof EventSource;
+  fetch?: typeof fetch;
+  BroadcastChannel?: typeof BroadcastChannel;
+  setTimeout?: (fn: () => void, ms: number) => unknown;
+  clearTimeout?: (id: unknown) => void;
+  random?: () => number;
+  now?: () => number;
+}
+
+export interface TidingsEvents {
+  notification: (notification: Notification) => void;
+  unread: (count: number) => void;
+  read: (ids: string[]) => void;
+  read_all: (through: string | null) => void;
+  deleted: (ids: string[]) => void;
+  status: (status: Status) => void;
+  message: (frame: TopicMessageFrame) => void;
+  change: (state: { items: Notification[]; unread: number }) => void;
+  welcome: (frame: WelcomeFrame) => void;
+  resync: (frame: { type: 'resync'; reason?: string }) => void;
+  refresh: (info: { items: Notification[]; replace: boolean }) => void;
+  retry: (info: { attempt: number; delay: number; code: number }) => void;
+  disconnect: (info: { code: number; reason: string; transport: Transport }) => void;
+  upgrade: (info: { from: Transport; to: Transport }) => void;
+  error: (error: TidingsError) => void;
+}
+
+export declare class TidingsError extends Error {
+  code: string;
+  status?: number;
+  ref?: unknown;
+  constructor(code: string, message?: string, extra?: { status?: number; ref?: unknown });
+}
+
+export declare class Tidings {
+  constructor(options: TidingsOptions);
+  on<E extends keyof TidingsEvents>(event: E, fn: TidingsEvents[E]): () => void;
+  once<E extends keyof TidingsEvents>(event: E, fn: TidingsEvents[E]): () => void;
+  readonly status: Status;
+  readonly unreadCount: number;
+  /** Newest first. */
+  readonly notifications: Notification[];
+  readonly user: string | null;
+  readonly transport: Transport | null;
+  readonly lastId: string | null;
+  readonly loaded: boolean;
+  connect(): void;
+  reconnect(): void;
+  close(): void;
+  setToken(token: string): void;
+  markRead(ids: string | string[]): Promise<void>;
+  markAllRead(): Promise<void>;
+  remove(id: string): Promise<void>;
+  list(options?: { limit?: number; before?: string; unread?: boolean }): Promise<Page>;
+  subscribe<T = unknown>(
+    topic: string,
+    fn: (data: T, frame: TopicMessageFrame<T>) => void,
+    options?: { filter?: Record<string, string | number | boolean | null | Array<string | number | boolean | null>> },
+  ): () => void;
+}
+export default Tidings;
+
+// Pure helpers, exported for tests and for people building their own UI.
+export declare function backoffDelay(attempt: number, options?: { base?: number; cap?: number; random?: () => number }): number;
+export declare function closePolicy(code: number): { retry: boolean; refreshToken: boolean; minDelay: number; fallback: boolean };
+export declare function normalizeBase(url?: string, origin?: string): string;
+export declare function buildUrl(base: string, path: string, params?: Record<string, unknown>): string;
+export declare function wsUrl(base: string, params?: { token?: string | null; after?: string | null }): string;
+export declare function sseUrl(base: string, params?: { token?: string | null; after?: string | null }): string;
+export declare function apiUrl(base: string, path: string, params?: Record<string, unknown>): string;
+export declare function tokenExpiry(token: string): number | null;
+export declare function topicMatches(pattern: string, topic: string): boolean;
+
+export declare class Dedup {
+  constructor(options?: { size?: number; last?: string | null });
+  size: number;
+  /** Newest id accepted: the resume point. */
+  last: string | null;
+  floor: string | null;
+  has(id: string): boolean;
+  accept(id: string): boolean;
+}
+
+export interface Inbox {
+  items: Notification[];
+  unread: number;
+  loaded: boolean;
+}
+export declare function createInbox(): Inbox;
+export declare function reduceInbox(state: Inbox, frame: { type: string; [key: string]: unknown }, options?: { max?: number; now?: () => string }): Inbox;
