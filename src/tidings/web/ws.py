@@ -10,7 +10,6 @@ with that code.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -130,5 +129,8 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
     if websocket.application_state != WebSocketState.CONNECTED:
         return
     reason_bytes = reason.encode()[:120]
-    with contextlib.suppress(Exception), asyncio.timeout(CLOSE_TIMEOUT):
-        await websocket.close(code, reason_bytes.decode(errors="ignore"))
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await websocket.close(code, reason_bytes.decode(errors="ignore"))
+    except Exception as exc:  # the client may already be gone or not reading
+        log.debug("closing %s failed: %r", code, exc)
