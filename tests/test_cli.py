@@ -1,0 +1,98 @@
+"""The command line: first-run secrets, tokens, send, migrate, serve's refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import jwt
+import pytest
+
+from tidings.cli import _audience, _redact, main
+from tidings.credentials import ensure_secrets
+from tidings.settings import Settings
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith("TIDINGS_"):
+            monkeypatch.delenv(name)
+    return tmp_path
+
+
+def test_first_run_generates_secrets_readable_only_by_the_owner(workdir: Path) -> None:
+    boot = ensure_secrets(Settings())
+    secrets_file = workdir / ".tidings" / "secrets.json"
+    assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+    assert boot.generated_secret and boot.generated_api_key
+    assert boot.settings.dev is True
+    again = ensure_secrets(Settings())
+    assert again.settings.jwt_secret == boot.settings.jwt_secret
+    assert again.settings.api_keys == boot.settings.api_keys
+
+
+def test_configured_secrets_are_used_and_nothing_is_generated(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIDINGS_JWT_SECRET", "configured-secret")
+    monkeypatch.setenv("TIDINGS_API_KEYS", "k1, k2")
+    boot = ensure_secrets(Settings())
+    assert not boot.generated_any
+    assert boot.settings.api_keys == ["k1", "k2"]
+    assert not (workdir / ".tidings").exists()
+
+
+def test_settings_come_from_a_toml_file(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (workdir / "tidings.toml").write_text('heartbeat = 12\napi_keys = ["from-file"]\n')
+    assert Settings().heartbeat == 12
+    monkeypatch.setenv("TIDINGS_HEARTBEAT", "7")
+    assert Settings().heartbeat == 7  # the environment wins over the file
+    assert Settings().api_keys == ["from-file"]
+
+
+def test_token_prints_a_jwt_signed_with_the_secret(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["token", "--user", "alice", "--roles", "admin,staff", "--ttl", "60"]) == 0
+    token = capsys.readouterr().out.strip()
+    secret = json.loads((workdir / ".tidings" / "secrets.json").read_text())["jwt_secret"]
+    claims = jwt.decode(token, secret, algorithms=["HS256"])
+    assert claims["sub"] == "alice"
+    assert claims["roles"] == ["admin", "staff"]
+
+
+def test_migrate_creates_the_schema(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate"]) == 0
+    assert (workdir / "tidings.db").exists()
+    assert main(["migrate"]) == 0  # idempotent
+
+
+def test_serve_refuses_several_workers_without_redis(workdir: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tidings", "serve", "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=workdir,
+        env={k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")},
+    )
+    assert result.returncode == 2
+    assert "TIDINGS_BROKER_URL=redis://" in result.stderr
+
+
+def test_send_targets_are_parsed() -> None:
+    assert _audience(["all"]) == {"all": True}
+    assert _audience(["user:a", "role:r", "user:b"]) == {"users": ["a", "b"], "roles": ["r"]}
+    with pytest.raises(ValueError, match="expected user:U"):
+        _audience(["group:x"])
+
+
+def test_configured_passwords_are_never_printed() -> None:
+    assert _redact("postgresql+asyncpg://app:hunter2@db/x") == "postgresql+asyncpg://app:***@db/x"
+    assert _redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
