@@ -1,0 +1,238 @@
+"""One contract for every broker (memory and real Redis), then Redis outages.
+
+Redis tests use the shared server under a unique channel prefix, or a private
+``redis-server`` they may kill and restart; see ``realtime_helpers``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from realtime_helpers import RedisServer, shared_redis_url, wait_until
+
+from tidings.broker import create_broker
+from tidings.broker.base import Broker
+from tidings.broker.memory import MemoryBroker
+from tidings.broker.redis import RedisBroker
+from tidings.errors import Unavailable
+
+
+class Inbox:
+    """Records what a broker delivers, and reconnect notifications."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self.reconnects = 0
+
+    def on_message(self, channel: str, payload: bytes) -> None:
+        self.messages.append((channel, payload))
+
+    async def on_reconnect(self) -> None:
+        self.reconnects += 1
+
+    def payloads(self, channel: str | None = None) -> list[bytes]:
+        return [p for c, p in self.messages if channel is None or c == channel]
+
+
+def fast_redis(url: str, **options: object) -> RedisBroker:
+    """A Redis broker with a private prefix and quick reconnects, for tests."""
+    defaults: dict[str, object] = {
+        "prefix": f"tidings-test-{uuid.uuid4().hex[:8]}:",
+        "backoff_initial": 0.02,
+        "backoff_max": 0.2,
+    }
+    return RedisBroker(url, **{**defaults, **options})  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def started(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Broker, Inbox]]:
+    """A started broker of each kind and what it delivered."""
+    broker: Broker = MemoryBroker() if request.param == "memory" else fast_redis(shared_redis_url())
+    inbox = Inbox()
+    await broker.start(on_message=inbox.on_message, on_reconnect=inbox.on_reconnect)
+    yield broker, inbox
+    await broker.stop()
+
+
+# -- the contract -------------------------------------------------------------------------
+
+
+async def test_ready_once_started(started: tuple[Broker, Inbox]) -> None:
+    broker, _ = started
+    assert broker.ready
+
+
+async def test_subscribed_channels_deliver_and_others_do_not(
+    started: tuple[Broker, Inbox],
+) -> None:
+    broker, inbox = started
+    await broker.subscribe("u:alice")
+    await broker.publish("u:bob", b"not for us")
+    await broker.publish("u:alice", b"n 0001\n{}")
+    await wait_until(lambda: len(inbox.messages) >= 1, what="delivery")
+    await asyncio.sleep(0.05)
+    assert inbox.messages == [("u:alice", b"n 0001\n{}")]
+
+
+async def test_subscribing_twice_still_delivers_once(started: tuple[Broker, Inbox]) -> None:
+    broker, inbox = started
+    await broker.subscribe("*")
+    await broker.subscribe("*")
+    await broker.publish("*", b"once")
+    await wait_until(lambda: bool(inbox.messages), what="delivery")
+    await asyncio.sleep(0.05)
+    assert inbox.payloads() == [b"once"]
+
+
+async def test_unsubscribe_stops_delivery(started: tuple[Broker, Inbox]) -> None:
+    broker, inbox = started
+    await broker.subscribe("t:logs")
+    await broker.unsubscribe("t:logs")
+    await broker.unsubscribe("t:logs")
+    await broker.publish("t:logs", b"gone")
+    await asyncio.sleep(0.1)
+    assert inbox.messages == []
+
+
+async def test_messages_on_a_channel_arrive_in_publish_order(
+    started: tuple[Broker, Inbox],
+) -> None:
+    broker, inbox = started
+    await broker.subscribe("r:admin")
+    sent = [f"e\n{n}".encode() for n in range(200)]
+    for payload in sent:
+        await broker.publish("r:admin", payload)
+    await wait_until(lambda: len(inbox.messages) == len(sent), what="all 200")
+    assert inbox.payloads() == sent
+
+
+async def test_payloads_are_bytes_unchanged(started: tuple[Broker, Inbox]) -> None:
+    broker, inbox = started
+    payload = bytes(range(256)) * 4
+    await broker.subscribe("u:binary")
+    await broker.publish("u:binary", payload)
+    await wait_until(lambda: bool(inbox.messages), what="delivery")
+    assert inbox.payloads() == [payload]
+
+
+async def test_not_ready_after_stop() -> None:
+    broker = MemoryBroker()
+    await broker.start(on_message=Inbox().on_message, on_reconnect=Inbox().on_reconnect)
+    await broker.stop()
+    assert not broker.ready
+    with pytest.raises(Unavailable):
+        await broker.publish("*", b"x")
+
+
+def test_create_broker_chooses_by_scheme() -> None:
+    assert isinstance(create_broker("memory://"), MemoryBroker)
+    assert isinstance(create_broker("redis://127.0.0.1:6379/0"), RedisBroker)
+    assert isinstance(create_broker("rediss://example.com:6380/0"), RedisBroker)
+    with pytest.raises(ValueError, match="unsupported"):
+        create_broker("kafka://x")
+
+
+# -- Redis between processes and through outages -----------------------------------------
+
+
+@pytest.mark.redis
+async def test_every_process_subscribed_to_a_channel_receives_it() -> None:
+    url = shared_redis_url()
+    prefix = f"tidings-test-{uuid.uuid4().hex[:8]}:"
+    first, second = fast_redis(url, prefix=prefix), fast_redis(url, prefix=prefix)
+    inboxes = Inbox(), Inbox()
+    for broker, inbox in zip((first, second), inboxes, strict=True):
+        await broker.start(on_message=inbox.on_message, on_reconnect=inbox.on_reconnect)
+        await broker.subscribe("*")
+    try:
+        await first.publish("*", b"hello")
+        await wait_until(lambda: all(i.payloads() == [b"hello"] for i in inboxes), what="both")
+    finally:
+        await first.stop()
+        await second.stop()
+
+
+@pytest.fixture
+def private_redis() -> AsyncIterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server  # type: ignore[misc]
+    server.stop()
+
+
+@pytest.mark.redis
+async def test_after_a_redis_restart_it_resubscribes_and_reports_the_reconnect(
+    private_redis: RedisServer,
+) -> None:
+    broker, inbox = fast_redis(private_redis.url), Inbox()
+    await broker.start(on_message=inbox.on_message, on_reconnect=inbox.on_reconnect)
+    try:
+        await broker.subscribe("u:alice")
+        await asyncio.to_thread(private_redis.stop)
+        await wait_until(lambda: not broker.ready, what="ready to turn False")
+        await asyncio.to_thread(private_redis.start)
+        await wait_until(lambda: broker.ready and inbox.reconnects == 1, what="reconnect")
+        await broker.publish("u:alice", b"after")
+        await wait_until(lambda: inbox.payloads() == [b"after"], what="delivery after restart")
+    finally:
+        await broker.stop()
+
+
+@pytest.mark.redis
+async def test_publishes_during_an_outage_are_sent_in_order_after_it(
+    private_redis: RedisServer,
+) -> None:
+    url = private_redis.url
+    prefix = f"tidings-test-{uuid.uuid4().hex[:8]}:"
+    publisher, listener, inbox = (
+        fast_redis(url, prefix=prefix),
+        fast_redis(url, prefix=prefix),
+        Inbox(),
+    )
+    await publisher.start(on_message=Inbox().on_message, on_reconnect=Inbox().on_reconnect)
+    await listener.start(on_message=inbox.on_message, on_reconnect=inbox.on_reconnect)
+    try:
+        await listener.subscribe("*")
+        await asyncio.to_thread(private_redis.stop)
+        sent = [f"e\n{n}".encode() for n in range(20)]
+        for payload in sent:
+            await publisher.publish("*", payload)  # no exception: queued
+        await asyncio.to_thread(private_redis.start)
+        await wait_until(lambda: inbox.payloads() == sent, within=10, what="queued publishes")
+    finally:
+        await publisher.stop()
+        await listener.stop()
+
+
+@pytest.mark.redis
+async def test_a_full_outage_queue_raises_unavailable(private_redis: RedisServer) -> None:
+    broker = fast_redis(private_redis.url, max_pending=3)
+    await broker.start(on_message=Inbox().on_message, on_reconnect=Inbox().on_reconnect)
+    try:
+        await asyncio.to_thread(private_redis.stop)
+        for n in range(3):
+            await broker.publish("*", str(n).encode())
+        with pytest.raises(Unavailable):
+            await broker.publish("*", b"one too many")
+    finally:
+        await broker.stop()
+
+
+@pytest.mark.redis
+async def test_starting_while_redis_is_down_connects_when_it_comes_up() -> None:
+    server = RedisServer()
+    broker, inbox = fast_redis(server.url, confirm_timeout=0.3), Inbox()
+    await broker.start(on_message=inbox.on_message, on_reconnect=inbox.on_reconnect)
+    try:
+        assert not broker.ready
+        await broker.subscribe("u:early")
+        await asyncio.to_thread(server.start)
+        await wait_until(lambda: broker.ready, what="first connection")
+        await broker.publish("u:early", b"hi")
+        await wait_until(lambda: inbox.payloads() == [b"hi"], what="delivery")
+    finally:
+        await broker.stop()
+        server.stop()
