@@ -391,7 +391,6 @@ function openEventSource(ES, url, cb) {
     } catch { /* keep NORMAL */ }
     finish(code);
   });
-  es.onmessage = onEvent('message');
   return {
     kind: 'sse',
     send: () => false,
