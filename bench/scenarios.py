@@ -178,8 +178,10 @@ async def targeted(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[st
     post_ms: list[float] = []
     errors = Counter[str]()
     tasks: set[asyncio.Task[None]] = set()
+    last_accept = 0.0
 
     async def publish(seq: int, ci: int, ts: float) -> None:
+        nonlocal last_accept
         body = note_body({"users": [pool.users[ci]]}, {"ts": ts, "seq": seq, "k": "t"})
         try:
             status, _ = await http.request("POST", CREATE_PATH, body, HEADERS)
@@ -189,6 +191,7 @@ async def targeted(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[st
         post_ms.append((time.perf_counter() - ts) * 1000)
         if status == 201:
             accepted.add(seq)
+            last_accept = time.perf_counter()
         else:
             errors[f"HTTP {status}"] += 1
 
@@ -209,11 +212,11 @@ async def targeted(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[st
             task.add_done_callback(tasks.discard)
             if seq and seq % int(cfg.targeted_rate * 2) == 0:
                 log(f"targeted: {seq:,}/{total:,} published, {len(accepted):,} accepted")
-        send_seconds = time.perf_counter() - t0
         if tasks:
             await asyncio.wait(set(tasks), timeout=15)
-        for task in tasks:
+        for task in list(tasks):
             task.cancel()
+        send_seconds = max(last_accept - t0, cfg.targeted_seconds)
         deadline = time.perf_counter() + cfg.drain_timeout
         while time.perf_counter() < deadline:
             col.collect()

@@ -54,6 +54,14 @@ class WSClient(asyncio.Protocol):
         transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
+        if self.upgraded and not self.buf and len(data) > 2 and data[0] == 0x81:
+            n = data[1]
+            if n < 126 and len(data) == n + 2:
+                self._text(data[2:], time.perf_counter())
+                return
+            if n == 126 and len(data) == int.from_bytes(data[2:4], "big") + 4:
+                self._text(data[4:], time.perf_counter())
+                return
         buf = self.buf
         buf += data
         if not self.upgraded:
@@ -71,22 +79,25 @@ class WSClient(asyncio.Protocol):
             return
         del buf[:used]
         now = time.perf_counter()
-        sink = self.sink
         for op, payload in frames:
             if op == wsframes.OP_TEXT or op == wsframes.OP_BINARY:
-                if len(payload) < 40 and b'"ping"' in payload:
-                    self.transport.write(PONG)  # type: ignore[union-attr]
-                elif not self.ready.done():
-                    self.ready.set_result(payload)
-                else:
-                    sink.frames.append((now, self.idx, payload))
-                    sink.count += 1
+                self._text(payload, now)
             elif op == wsframes.OP_PING:
                 self.transport.write(wsframes.client_frame(payload, wsframes.OP_PONG))  # type: ignore[union-attr]
             elif op == wsframes.OP_CLOSE:
                 code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
                 self._fail(f"closed by server with code {code}")
                 self.transport.close()  # type: ignore[union-attr]
+
+    def _text(self, payload: bytes, now: float) -> None:
+        if len(payload) < 40 and b'"ping"' in payload:
+            self.transport.write(PONG)  # type: ignore[union-attr]
+        elif not self.ready.done():
+            self.ready.set_result(payload)
+        else:
+            sink = self.sink
+            sink.frames.append((now, self.idx, payload))
+            sink.count += 1
 
     def _fail(self, reason: str) -> None:
         if not self.ready.done():
