@@ -18,6 +18,7 @@ from tidings.credentials import ensure_secrets
 from tidings.errors import NotFound
 from tidings.settings import Settings
 from tidings.web import api, errors, metrics, realtime
+from tidings.web.fastpath import CreateFastPath
 from tidings.web.responses import JSONResponse
 
 STATIC = Path(__file__).parent / "static"
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
     app.state.tidings = tidings
     errors.install(app)
     app.add_middleware(errors.BodyLimit, limit=settings.max_request_bytes)
+    app.add_middleware(CreateFastPath, tidings=tidings)
     app.include_router(api.router)
     realtime.register(app)
     metrics.register(app)

@@ -11,15 +11,9 @@ from tidings.app import App
 from tidings.auth import bearer
 from tidings.errors import Forbidden, NotFound, Unauthenticated
 from tidings.models import Notification, Page, Principal
-from tidings.store import CreateOutcome
+from tidings.web import fastpath
 from tidings.web.responses import JSONResponse
-from tidings.web.schemas import (
-    DevTokenIn,
-    NotificationIn,
-    TopicMessageIn,
-    request_hash,
-    to_new_notification,
-)
+from tidings.web.schemas import DevTokenIn, NotificationIn, TopicMessageIn
 
 router = APIRouter(prefix="/api/v1")
 
@@ -27,24 +21,31 @@ TOPIC_PATTERN = r"^[A-Za-z0-9_.:\-]{1,200}$"
 NotificationId = Annotated[str, Path(max_length=64, description="notification id")]
 
 
-def get_app(request: Request) -> App:
+async def get_app(request: Request) -> App:
+    """Dependencies are coroutines: FastAPI would run plain functions in a thread pool."""
+    return _app(request)
+
+
+def _app(request: Request) -> App:
     return request.app.state.tidings  # type: ignore[no-any-return]
 
 
 AppDep = Annotated[App, Depends(get_app)]
 
 
-def api_key(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+async def api_key(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
     """The id of the backend's API key (``Authorization: Bearer <key>``)."""
-    return get_app(request).auth.api_key_id(bearer(authorization))
+    return _app(request).auth.api_key_id(bearer(authorization))
 
 
-def principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+async def principal(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
     """The end user, from ``Authorization: Bearer <jwt>``."""
     token = bearer(authorization)
     if token is None:
         raise Unauthenticated("a token is required: Authorization: Bearer <jwt>")
-    return get_app(request).auth.verify_token(token)
+    return _app(request).auth.verify_token(token)
 
 
 ApiKey = Annotated[str, Depends(api_key)]
@@ -67,26 +68,8 @@ async def create_notification(
     header) returns the original result and stores nothing; the same key with another
     body is a 409.
     """
-    return await _create(app, body, key, idempotency_key)
-
-
-async def _create(
-    app: App, body: NotificationIn, key: str | None, header_key: str | None
-) -> Response:
-    new = to_new_notification(body, app.settings)
-    idempotency = body.idempotency_key or header_key
-    outcome = await app.service.create(
-        new, api_key=key, idempotency_key=idempotency, request_hash=request_hash(body)
-    )
-    headers = {} if outcome.created else {"Idempotent-Replayed": "true"}
-    return JSONResponse(_created(outcome, body), status_code=201, headers=headers)
-
-
-def _created(outcome: CreateOutcome, body: NotificationIn) -> dict[str, Any]:
-    return outcome.notification.to_public() | {
-        "to": body.to.model_dump(),
-        "read_at": None,
-    }
+    payload, headers = await fastpath.create_notification(app, body, key, idempotency_key)
+    return JSONResponse(payload, status_code=201, headers=headers)
 
 
 @router.post("/topics/{topic}/messages", status_code=202, tags=["backend"])
@@ -165,8 +148,8 @@ async def delete_one(app: AppDep, me: Me, notification_id: NotificationId) -> di
 # -- development helpers (only with TIDINGS_DEV) ---------------------------------------
 
 
-def dev_only(request: Request) -> App:
-    app = get_app(request)
+async def dev_only(request: Request) -> App:
+    app = _app(request)
     if not app.settings.dev:
         raise NotFound("development endpoints are off (TIDINGS_DEV=false)")
     return app
@@ -187,4 +170,5 @@ async def dev_token(body: DevTokenIn, app: DevApp) -> dict[str, str]:
 @router.post("/dev/notifications", status_code=201, tags=["development"])
 async def dev_notification(body: NotificationIn, app: DevApp) -> Response:
     """Create a notification without an API key. Development mode only."""
-    return await _create(app, body, None, None)
+    payload, headers = await fastpath.create_notification(app, body, None, None)
+    return JSONResponse(payload, status_code=201, headers=headers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -55,10 +56,15 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> Response
     errors = exc.errors()
     if any(error.get("type") == "json_invalid" for error in errors):
         return error_response(400, "malformed_json", "request body is not valid JSON")
-    return error_response(422, "invalid", "; ".join(_describe(e) for e in errors[:5]))
+    return error_response(422, "invalid", describe_validation_errors(errors))
 
 
-def _describe(error: dict[str, Any]) -> str:
+def describe_validation_errors(errors: Sequence[Any]) -> str:
+    """One line naming each bad field (at most five), for the error message."""
+    return "; ".join(_describe(error) for error in errors[:5])
+
+
+def _describe(error: Any) -> str:
     location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
     message = str(error.get("msg", "invalid"))
     if error.get("type") == "extra_forbidden":
