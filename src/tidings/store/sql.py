@@ -191,43 +191,67 @@ class SqlStore:
             return await self._sweep(now_ms)
 
     async def _sweep(self, now_ms: int) -> int:
+        """Each step finds its rows through an index; no step scans a whole table twice."""
         oldest_kept = ids.floor_for_ms(now_ms - self.max_age_ms)
         async with self.writer.begin() as conn:
-            await conn.execute(
-                delete(targets).where(
-                    or_(
-                        targets.c.notification_id < oldest_kept,
-                        and_(targets.c.expires_at.is_not(None), targets.c.expires_at <= now_ms),
+            expired = await conn.execute(
+                select(notifications.c.id).where(
+                    or_(notifications.c.id < oldest_kept, notifications.c.expires_at <= now_ms)
+                )
+            )
+            doomed = [row[0] for row in expired]
+            doomed += await self._over_the_cap(conn)
+            removed = 0
+            for start in range(0, len(doomed), DELETE_CHUNK):
+                chunk = doomed[start : start + DELETE_CHUNK]
+                unreferenced = notifications.c.id.in_(chunk) & ~exists().where(
+                    targets.c.notification_id == notifications.c.id,
+                    targets.c.notification_id.in_(chunk),
+                )
+                gone = [
+                    row[0]
+                    for row in await conn.execute(
+                        select(notifications.c.id).where(
+                            or_(
+                                unreferenced,
+                                notifications.c.id < oldest_kept,
+                                notifications.c.expires_at <= now_ms,
+                            ),
+                            notifications.c.id.in_(chunk),
+                        )
                     )
-                )
+                ]
+                if not gone:
+                    continue
+                await conn.execute(delete(targets).where(targets.c.notification_id.in_(gone)))
+                await conn.execute(delete(receipts).where(receipts.c.notification_id.in_(gone)))
+                await conn.execute(delete(notifications).where(notifications.c.id.in_(gone)))
+                removed += len(gone)
+        return removed
+
+    async def _over_the_cap(self, conn: AsyncConnection) -> list[int]:
+        """Drop targets beyond the newest ``max_items`` of each audience; return their ids."""
+        crowded = await conn.execute(
+            select(targets.c.audience)
+            .group_by(targets.c.audience)
+            .having(func.count() > self.max_items)
+        )
+        dropped: list[int] = []
+        for (audience,) in crowded.all():
+            cutoff = (
+                select(targets.c.notification_id)
+                .where(targets.c.audience == audience)
+                .order_by(targets.c.notification_id.desc())
+                .offset(self.max_items)
+                .limit(1)
+                .scalar_subquery()
             )
-            crowded = await conn.execute(
-                select(targets.c.audience)
-                .group_by(targets.c.audience)
-                .having(func.count() > self.max_items)
-            )
-            for (audience,) in crowded.all():
-                cutoff = (
-                    select(targets.c.notification_id)
-                    .where(targets.c.audience == audience)
-                    .order_by(targets.c.notification_id.desc())
-                    .offset(self.max_items)
-                    .limit(1)
-                    .scalar_subquery()
-                )
-                await conn.execute(
-                    delete(targets).where(
-                        targets.c.audience == audience, targets.c.notification_id <= cutoff
-                    )
-                )
-            orphaned = ~exists().where(targets.c.notification_id == notifications.c.id)
-            removed = await conn.execute(delete(notifications).where(orphaned))
-            await conn.execute(
-                delete(receipts).where(
-                    ~exists().where(notifications.c.id == receipts.c.notification_id)
-                )
-            )
-        return removed.rowcount or 0
+            old = targets.c.audience == audience, targets.c.notification_id <= cutoff
+            dropped += [
+                row[0] for row in await conn.execute(select(targets.c.notification_id).where(*old))
+            ]
+            await conn.execute(delete(targets).where(*old))
+        return dropped
 
     # -- reads -------------------------------------------------------------------------
 
