@@ -14,7 +14,7 @@ export declare class TidingsBell extends HTMLElement {
   client: Tidings | null;
   readonly isOpen: boolean;
   readonly limit: number;
-  open(): void;
+  open(options?: { focus?: boolean }): void;
   close(options?: { focus?: boolean }): void;
   toggle(): void;
 }

@@ -202,7 +202,6 @@ li:not(.unread) .title { font-weight: 500; }
 .read:hover { color: var(--_accent); border-color: var(--_accent); }
 .empty { margin: 0; padding: 28px 16px; text-align: center; color: var(--_muted); font-size: 14px; }
 footer { display: flex; justify-content: space-between; gap: 8px; padding: 6px 8px; border-top: 1px solid var(--_border); }
-footer:empty { display: none; }
 .toasts {
   position: fixed; z-index: calc(var(--_z) + 1); right: 16px; bottom: 16px;
   display: flex; flex-direction: column; gap: 8px; width: min(360px, calc(100vw - 32px));
@@ -274,7 +273,7 @@ export class TidingsBell extends Base {
     this._els = {
       bell: $('.bell'), badge: $('.badge'), dot: $('.dot'), panel: $('.panel'), conn: $('.conn'),
       all: $('.all'), list: $('ul'), empty: $('.empty'), more: $('.more'), desktop: $('.desktop'),
-      toasts: $('.toasts'),
+      toasts: $('.toasts'), footer: $('footer'),
     };
     this._els.bell.addEventListener('click', () => this.toggle());
     this._els.all.addEventListener('click', () => this._markAll());
@@ -385,14 +384,14 @@ export class TidingsBell extends Base {
 
   // -- open / close ------------------------------------------------------------------------
 
-  open() {
+  /** Open the panel; focus moves to the newest item unless `focus` is false. */
+  open({ focus = true } = {}) {
     if (this._open) return;
     this._open = true;
     this._els.panel.hidden = false;
     this._els.bell.setAttribute('aria-expanded', 'true');
     this._render();
-    const first = this._els.list.querySelector('li');
-    (first || this._els.panel).focus({ preventScroll: true });
+    if (focus) (this._els.list.querySelector('li') || this._els.panel).focus({ preventScroll: true });
     this._timer = setInterval(() => this._refreshTimes(), 30000);
     this.dispatchEvent(new CustomEvent('tidings-open', { bubbles: true, composed: true }));
   }
@@ -452,6 +451,7 @@ export class TidingsBell extends Base {
     this._els.empty.textContent = loaded ? 'You’re all caught up.' : 'Loading…';
     this._els.all.disabled = !(c && c.unreadCount > 0);
     this._els.more.hidden = !(c && (this._nextBefore !== null) && items.length >= this.limit);
+    this._els.footer.hidden = this._els.more.hidden && this._els.desktop.hidden;
   }
 
   _renderItem(n, sig) {
@@ -683,6 +683,7 @@ export class TidingsBell extends Base {
   _updateDesktopButton() {
     const N = globalThis.Notification;
     this._els.desktop.hidden = !(this.hasAttribute('browser-notifications') && N && N.permission === 'default');
+    this._els.footer.hidden = this._els.more.hidden && this._els.desktop.hidden;
   }
 
   async _askPermission() {

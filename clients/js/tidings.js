@@ -69,14 +69,16 @@ export function backoffDelay(attempt, { base = 500, cap = 30000, random = Math.r
 /**
  * What to do after the server closed the connection with `code`:
  * `retry` (reconnect at all), `refreshToken` (call getToken first), `minDelay` (ms added
- * before the jittered backoff), `fallback` (the failure says nothing about the transport,
- * so do not try a lower one).
+ * before the jittered backoff), `fallback` (whether a failure *before the welcome* may mean
+ * this transport cannot get through, so a lower one is worth trying; the tidings close codes
+ * come from the server itself, so another transport would fare no better).
  */
 export function closePolicy(code) {
   switch (code) {
     case CloseCode.NORMAL:
     case CloseCode.GOING_AWAY:
-      return { retry: true, refreshToken: false, minDelay: 250, fallback: false };
+      // Before a welcome this is what a proxy that will not carry WebSockets looks like.
+      return { retry: true, refreshToken: false, minDelay: 250, fallback: true };
     case CloseCode.UNAUTHENTICATED:
       return { retry: true, refreshToken: true, minDelay: 0, fallback: false };
     case CloseCode.FORBIDDEN:
