@@ -335,7 +335,8 @@ def sse_event(frame: bytes, *, event_id: str | None = None, event: str | None = 
 
 
 def sse_retry(milliseconds: int) -> bytes:
-    return b"retry: " + str(milliseconds).encode() + b"\n\n"
+    """A ``retry:`` field; prefix it to an event (alone it would dispatch an empty one)."""
+    return b"retry: " + str(milliseconds).encode() + b"\n"
 
 
 SSE_HEARTBEAT = b": ping\n\n"

@@ -70,21 +70,24 @@ async def _events(session: Session, after: str | None, topics: list[str]) -> Asy
     heartbeat = protocol.Heartbeat(interval=session.app.settings.heartbeat)
     tasks: list[asyncio.Task[None]] = []
     try:
-        yield protocol.sse_retry(SSE_RETRY_MS)
         try:
             await session.start(after)
             for topic in topics:
                 await session.app.hub.subscribe(conn, topic, None)
         except TidingsError as exc:
-            yield protocol.sse_event(frames.error(exc.code, exc.message))
+            yield protocol.sse_retry(SSE_RETRY_MS) + protocol.sse_event(
+                frames.error(exc.code, exc.message)
+            )
             return
         tasks = [
             asyncio.create_task(session.tick_forever(heartbeat, silence_kills=False)),
             asyncio.create_task(session.resync_forever()),
         ]
+        retry = protocol.sse_retry(SSE_RETRY_MS)  # rides on the welcome event
         while True:
             try:
-                chunk = await _next_chunk(session)
+                chunk = retry + await _next_chunk(session)
+                retry = b""
             except ConnectionClosed as closed:
                 if closed.code is not None and closed.code != CloseCode.GOING_AWAY:
                     yield protocol.sse_event(_close_frame(closed))

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tidings.realtime")
 
-CLOSE_TIMEOUT = 2.0
-"""Seconds allowed to send a close frame to a client that may not be reading."""
+CLOSE_TIMEOUT = 10.0
+"""Seconds a close frame may wait behind frames a slow client has not read yet."""
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
