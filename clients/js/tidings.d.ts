@@ -15,6 +15,8 @@ export declare const CloseCode: Readonly<{
   TOO_MANY_CONNECTIONS: 4009; SLOW_CONSUMER: 4010;
 }>;
 export declare const TRANSPORTS: readonly Transport[];
+/** The smallest notification id ("resume after this" = "send everything"). */
+export declare const ZERO_ID: '0000000000000000';
 export declare const SERVER_FRAME_TYPES: readonly string[];
 
 export interface Notification {

@@ -34,6 +34,9 @@ export const CloseCode = Object.freeze({
 
 export const TRANSPORTS = Object.freeze(['websocket', 'sse', 'polling']);
 
+/** The smallest notification id: "resume after this" means "send me everything". */
+export const ZERO_ID = '0000000000000000';
+
 const STATUS_OF_TRANSPORT = { websocket: Status.OPEN, sse: Status.SSE, polling: Status.POLLING };
 
 /** Frame types a server sends; also the SSE event names. */
@@ -609,7 +612,7 @@ export class Tidings {
     }
     const items = Array.isArray(page.items) ? page.items : [];
     const result = { items, unread_count: page.unread_count, next_before: page.next_before ?? null };
-    this._noteListed(items);
+    this._noteListed(items, { first: !before });
     this._apply({ type: 'list', items, before, unread_count: unread ? undefined : page.unread_count });
     return result;
   }
@@ -1028,11 +1031,17 @@ export class Tidings {
 
   /**
    * List items are in the inbox but were never "delivered" as notification events.
-   * The first page seeds the resume point so a reconnect only asks for what is newer.
+   * The first page seeds the resume point so a reconnect only asks for what is newer;
+   * an empty inbox resumes from the very start (everything that arrives later is new).
    */
-  _noteListed(items) {
+  _noteListed(items, { first = true } = {}) {
     if (this._dedup.last !== null) {
       for (const n of items) if (n.id <= this._dedup.last) this._dedup.accept(n.id);
+      return;
+    }
+    if (!first) return;
+    if (!items.length) {
+      this._dedup.last = ZERO_ID;
       return;
     }
     for (const n of [...items].sort(byIdDesc).reverse()) this._dedup.accept(n.id);

@@ -165,7 +165,7 @@ def notification_id(created: dict[str, Any]) -> str:
 
 # -- pages ------------------------------------------------------------------------------
 
-HARNESS_STYLE = """body { margin: 0; padding: 24px 24px 24px 420px; font-family: system-ui, sans-serif; }
+HARNESS_STYLE = """body { margin: 0; padding: 24px 24px 24px 420px; font-family: system-ui; }
 .bar { display: flex; gap: 12px; justify-content: flex-end; }"""
 
 HARNESS_MODULE = """

@@ -67,6 +67,25 @@ test('connects over WebSocket: connecting -> open, welcome count, first page', a
   client.close();
 });
 
+test('an empty first page still gives a resume point, so nothing is lost on reconnect', async () => {
+  const { clock, WebSocket, client, record } = setup();
+  await flush();
+  WebSocket.last.accept();
+  await flush();
+  answerList(WebSocket.last, [], 0);
+  await flush();
+  assert.equal(client.lastId, '0000000000000000');
+  WebSocket.last.serverClose(1006);
+  await clock.advance(1000);
+  assert.equal(WebSocket.last.params.get('after'), '0000000000000000');
+  const n = note();
+  WebSocket.last.accept();
+  WebSocket.last.receive({ type: 'notification', notification: n });
+  await flush();
+  assert.deepEqual(record.notifications, [n.id]);
+  client.close();
+});
+
 test('a notification is delivered once even when the server repeats it', async () => {
   const { WebSocket, client, record } = setup();
   await flush();
