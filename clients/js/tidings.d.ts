@@ -152,10 +152,11 @@ export declare function closePolicy(code: number): { retry: boolean; refreshToke
 export declare function normalizeBase(url?: string, origin?: string): string;
 export declare function buildUrl(base: string, path: string, params?: Record<string, unknown>): string;
 export declare function wsUrl(base: string, params?: { token?: string | null; after?: string | null }): string;
-export declare function sseUrl(base: string, params?: { token?: string | null; after?: string | null }): string;
+export declare function sseUrl(base: string, params?: { token?: string | null; after?: string | null; topics?: string[] }): string;
 export declare function apiUrl(base: string, path: string, params?: Record<string, unknown>): string;
 export declare function tokenExpiry(token: string): number | null;
 export declare function topicMatches(pattern: string, topic: string): boolean;
+export declare function matchesFilter(filter: Record<string, unknown> | null | undefined, data: unknown): boolean;
 
 export declare class Dedup {
   constructor(options?: { size?: number; last?: string | null });

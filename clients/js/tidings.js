@@ -133,8 +133,8 @@ export function wsUrl(base, { token, after } = {}) {
   return buildUrl(base.replace(/^http/, 'ws'), '/ws', { token, after });
 }
 
-export function sseUrl(base, { token, after } = {}) {
-  return buildUrl(base, '/api/v1/me/stream', { token, after });
+export function sseUrl(base, { token, after, topics } = {}) {
+  return buildUrl(base, '/api/v1/me/stream', { token, after, topics: topics?.length ? topics.join(',') : null });
 }
 
 export function apiUrl(base, path, params = {}) {
@@ -283,6 +283,21 @@ export function topicMatches(pattern, topic) {
   if (!/[*?]/.test(pattern)) return false;
   const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
   return new RegExp(`^${re}$`).test(topic);
+}
+
+/**
+ * Whether topic message `data` passes a subscription filter `{field: value | [values]}`
+ * (every field must match one of its values). The server applies filters on the
+ * WebSocket; the client applies them too, so SSE and polling behave the same.
+ */
+export function matchesFilter(filter, data) {
+  if (!filter) return true;
+  if (!data || typeof data !== 'object') return false;
+  return Object.entries(filter).every(([field, allowed]) => {
+    const value = data[field];
+    if (value !== null && typeof value === 'object') return false;
+    return (Array.isArray(allowed) ? allowed : [allowed]).includes(value);
+  });
 }
 
 // -- tiny event emitter ----------------------------------------------------------------
@@ -463,6 +478,7 @@ export class Tidings {
     this._conn = null; // handle of the open transport
     this._preferred = 0; // index into _transports where the next cycle starts
     this._timers = new Set();
+    this._topicsTimer = null;
     this._watchdog = null;
     this._heartbeat = null;
     this._pending = new Map();
@@ -628,6 +644,7 @@ export class Tidings {
       entry = { filter: filter ?? null, fns: new Set() };
       this._topics.set(topic, entry);
       this._sendSubscribe(topic, entry);
+      this._topicsChanged();
     } else if (filter !== undefined && JSON.stringify(filter) !== JSON.stringify(entry.filter)) {
       entry.filter = filter;
       this._sendSubscribe(topic, entry);
@@ -639,6 +656,7 @@ export class Tidings {
       if (entry.fns.size === 0 && this._topics.get(topic) === entry) {
         this._topics.delete(topic);
         if (this._canSend()) this._conn.send({ type: 'unsubscribe', topic });
+        this._topicsChanged();
       }
     };
   }
@@ -750,7 +768,9 @@ export class Tidings {
     }
     if (kind === 'sse') {
       if (!this._env.EventSource) return null;
-      return openEventSource(this._env.EventSource, sseUrl(this._base, { token: this._token, after }), handlers);
+      // SSE takes exact topic names in the URL; patterns and filters are applied here.
+      const topics = [...this._topics.keys()].filter((t) => !/[*?]/.test(t));
+      return openEventSource(this._env.EventSource, sseUrl(this._base, { token: this._token, after, topics }), handlers);
     }
     return this._openPolling(handlers);
   }
@@ -1018,7 +1038,7 @@ export class Tidings {
   _onMessage(frame) {
     this._emit('message', frame);
     for (const [pattern, entry] of this._topics) {
-      if (!topicMatches(pattern, frame.topic)) continue;
+      if (!topicMatches(pattern, frame.topic) || !matchesFilter(entry.filter, frame.data)) continue;
       for (const fn of [...entry.fns]) {
         try {
           fn(frame.data, frame);
@@ -1188,11 +1208,30 @@ export class Tidings {
   }
 
   _sendSubscribe(topic, entry, handle = this._canSend() ? this._conn : null) {
-    if (!handle || handle.kind !== 'websocket') return;
+    if (!handle || handle.kind !== 'websocket' || handle !== this._conn) return;
     const frame = { type: 'subscribe', topic };
     if (entry.filter) frame.filter = entry.filter;
-    handle.send(frame);
+    this._request(frame).catch((err) => {
+      if (err?.code === 'disconnected' || err?.code === 'timeout') return; // resent on reconnect
+      // Refused (not allowed by the token's topics, bad filter): stop asking for it.
+      if (this._topics.get(topic) === entry) this._topics.delete(topic);
+      err.topic = topic;
+      this._emit('error', err);
+    });
   }
+
+  /** An SSE stream names its topics in the URL: reopen it when they change. */
+  _topicsChanged() {
+    if (this._conn?.kind !== 'sse' || this._topicsTimer) return;
+    this._topicsTimer = this._later(() => {
+      this._topicsTimer = null;
+      if (this._conn?.kind === 'sse') {
+        this._dropConnection();
+        this._cycle(this._preferred);
+      }
+    }, 50);
+  }
+
 
   // -- heartbeat watchdog ----------------------------------------------------------------
 
@@ -1236,6 +1275,7 @@ export class Tidings {
   _clearTimers() {
     for (const id of this._timers) this._env.clearTimeout(id);
     this._timers.clear();
+    this._topicsTimer = null;
   }
 
   _setStatus(status) {

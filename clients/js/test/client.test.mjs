@@ -418,8 +418,11 @@ test('topics: subscribe on open, again after reconnect; messages routed to the l
   let ws = WebSocket.last;
   ws.accept();
   await flush();
-  assert.deepEqual(ws.frames('subscribe'), [{ type: 'subscribe', topic: 'logs', filter: { level: 'error' } }]);
-  ws.receive({ type: 'message', topic: 'logs', data: { line: 1 } });
+  const [sub] = ws.frames('subscribe');
+  assert.deepEqual({ ...sub, ref: undefined }, { type: 'subscribe', topic: 'logs', filter: { level: 'error' }, ref: undefined });
+  ws.reply('subscribe', { type: 'ack' });
+  ws.receive({ type: 'message', topic: 'logs', data: { line: 1, level: 'error' } });
+  ws.receive({ type: 'message', topic: 'logs', data: { line: 3, level: 'info' } });
   ws.receive({ type: 'message', topic: 'other', data: { line: 2 } });
   ws.serverClose(1012);
   await clock.advance(2000);
@@ -429,7 +432,42 @@ test('topics: subscribe on open, again after reconnect; messages routed to the l
   assert.equal(ws.frames('subscribe').length, 1, 'resubscribed after reconnect');
   off();
   assert.deepEqual(ws.frames('unsubscribe'), [{ type: 'unsubscribe', topic: 'logs' }]);
-  assert.deepEqual(got, [{ line: 1 }]);
+  assert.deepEqual(got, [{ line: 1, level: 'error' }]);
+  client.close();
+});
+
+test('topics: a refused subscription is reported and dropped', async () => {
+  const { WebSocket, client, record } = setup();
+  client.subscribe('secret', () => {});
+  await flush();
+  WebSocket.last.accept();
+  await flush();
+  WebSocket.last.reply('subscribe', { type: 'error', code: 'topic_forbidden', message: 'not allowed' });
+  await flush();
+  assert.equal(record.errors[0].code, 'topic_forbidden');
+  assert.equal(record.errors[0].topic, 'secret');
+  assert.equal(client._topics.size, 0);
+  client.close();
+});
+
+test('topics over SSE go in the URL; a new subscription reopens the stream', async () => {
+  const { clock, EventSource, client } = setup({ transports: ['sse'] });
+  client.subscribe('logs', () => {});
+  await flush();
+  assert.equal(EventSource.last.params.get('topics'), 'logs');
+  EventSource.last.emit('welcome', { type: 'welcome', user: 'alice', heartbeat: 30, unread: 0 });
+  await flush();
+  const got = [];
+  client.subscribe('deploys', (d) => got.push(d), { filter: { env: 'prod' } });
+  await clock.advance(100);
+  assert.equal(EventSource.instances.length, 2);
+  assert.ok(EventSource.instances[0].closed);
+  assert.equal(EventSource.last.params.get('topics'), 'logs,deploys');
+  EventSource.last.emit('welcome', { type: 'welcome', user: 'alice', heartbeat: 30, unread: 0 });
+  EventSource.last.emit('message', { type: 'message', topic: 'deploys', data: { env: 'prod' } });
+  EventSource.last.emit('message', { type: 'message', topic: 'deploys', data: { env: 'dev' } });
+  await flush();
+  assert.deepEqual(got, [{ env: 'prod' }], 'the filter applies on SSE too');
   client.close();
 });
 

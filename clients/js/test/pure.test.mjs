@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 
 import {
   backoffDelay, closePolicy, normalizeBase, buildUrl, wsUrl, sseUrl, apiUrl, tokenExpiry,
-  Dedup, createInbox, reduceInbox, topicMatches, CloseCode,
+  Dedup, createInbox, reduceInbox, topicMatches, matchesFilter, CloseCode,
 } from '../tidings.js';
 import { timeAgo, safeUrl, badgeText } from '../tidings-bell.js';
 import { note } from './fakes.mjs';
@@ -69,6 +69,8 @@ test('stream and API URLs carry token and resume point, encoded', () => {
   assert.equal(wsUrl('http://localhost:8000', { token: 't', after: '0190000000000001' }),
     'ws://localhost:8000/ws?token=t&after=0190000000000001');
   assert.equal(sseUrl(base, { token: 't+/=', after: null }), 'https://n.example.com/tidings/api/v1/me/stream?token=t%2B%2F%3D');
+  assert.equal(sseUrl(base, { token: 't', topics: ['logs', 'deploys'] }),
+    'https://n.example.com/tidings/api/v1/me/stream?token=t&topics=logs%2Cdeploys');
   assert.equal(apiUrl(base, '/me/notifications', { limit: 20, before: undefined, unread: '' }),
     'https://n.example.com/tidings/api/v1/me/notifications?limit=20');
   assert.equal(buildUrl('http://h', '/x', { t: ['a', 'b'] }), 'http://h/x?t=a&t=b');
@@ -89,6 +91,16 @@ test('topic patterns match like the server grants them', () => {
   assert.ok(topicMatches('a?c', 'abc'));
   assert.ok(!topicMatches('project:*', 'projects'));
   assert.ok(!topicMatches('a.b', 'axb'), 'dots are literal');
+});
+
+test('topic filters: every field must match one of its values', () => {
+  assert.ok(matchesFilter(null, { a: 1 }));
+  assert.ok(matchesFilter({ level: 'error' }, { level: 'error', x: 1 }));
+  assert.ok(matchesFilter({ level: ['error', 'warning'], env: 'prod' }, { level: 'warning', env: 'prod' }));
+  assert.ok(!matchesFilter({ level: 'error' }, { level: 'info' }));
+  assert.ok(!matchesFilter({ level: 'error' }, {}));
+  assert.ok(!matchesFilter({ tags: 'a' }, { tags: ['a'] }), 'lists never match');
+  assert.ok(!matchesFilter({ a: 1 }, 'text'));
 });
 
 // -- dedup -------------------------------------------------------------------------------
