@@ -64,6 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--budget", type=float, default=840.0, help="overall time budget in seconds")
     p.add_argument("--out", type=Path, default=HERE / "results", help="where latest.* go")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target check fails")
+    p.add_argument("--profile", action="store_true",
+                   help="sample tidings servers with py-spy per phase (into OUT/profiles)")
     p.add_argument("--no-install", action="store_true", help="do not pip-install requirements")
     return p.parse_args(argv)
 
@@ -78,8 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_install:
         ensure_requirements(names)
     from bench import report, runner  # after the install: report imports matplotlib lazily
+    from bench.profile import Profiler
 
     cfg = config(args)
+    profiler = Profiler(args.out / "profiles" if args.profile else None)
+    if args.profile and profiler.exe is None:
+        print("--profile: py-spy not found (pip install py-spy); profiling off", flush=True)
     workdir = args.out / "tmp"
     started = time.time()
     print(f"bench: targets {', '.join(names)}; {cfg.connections:,} connections, "
@@ -88,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import uvloop
 
-        results = uvloop.run(runner.run_all(names, cfg, workdir, args.budget))
+        results = uvloop.run(runner.run_all(names, cfg, workdir, args.budget, profiler))
     except ImportError:
-        results = asyncio.run(runner.run_all(names, cfg, workdir, args.budget))
+        results = asyncio.run(runner.run_all(names, cfg, workdir, args.budget, profiler))
     full = cfg.connections >= 10_000 and cfg.targeted_rate >= 1_000
     items = report.checks(results, full)
     print("\n" + report.table(results) + "\n")
@@ -101,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
         "config": asdict(cfg), "results": results,
         "checks": [{"check": d, "passed": ok, "detail": det} for d, ok, det in items],
+        "profiles": profiler.summaries,
     }
     report.write_json(args.out / "latest.json", payload)
     drew = report.chart(args.out / "latest.png", results)

@@ -35,7 +35,7 @@ METRICS: list[tuple[str, Getter, str, bool]] = [
     ("targeted p99 (ms)", _get("targeted", "latency_ms", "p99"), "{:,.2f}", False),
     ("targeted max (ms)", _get("targeted", "latency_ms", "max"), "{:,.2f}", False),
     ("targeted delivered", _get("targeted", "delivered"), "{:,.0f}", True),
-    ("targeted lost", _get("targeted", "lost"), "{:,.0f}", False),
+    ("targeted lost (after drain)", _get("targeted", "lost"), "{:,.0f}", False),
     ("targeted duplicated", _get("targeted", "duplicated"), "{:,.0f}", False),
     ("broadcast last (ms, median)", _get("broadcast", "last_ms"), "{:,.1f}", False),
     ("broadcast deliveries/s", _get("broadcast", "rate"), "{:,.0f}", True),
@@ -70,7 +70,7 @@ def table(results: dict[str, Any]) -> str:
         for t, p in ratios:
             a, b = vals[t], vals[p]
             ok = a is not None and b is not None and not math.isnan(a) and not math.isnan(b)
-            row.append(f"{a / b:.2f}" if ok and b else "-")
+            row.append(f"{a / b:.3g}" if ok and b else "-")
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in

@@ -10,8 +10,9 @@ from typing import Any
 
 from bench import scenarios
 from bench.procs import TargetUnavailable
+from bench.profile import Profiler
 from bench.scenarios import Config
-from bench.targets import make_target
+from bench.targets import Target, make_target
 
 T0 = time.perf_counter()
 
@@ -21,25 +22,29 @@ def progress(target: str, text: str) -> None:
 
 
 async def phase(
-    name: str, target: str, run: Callable[[], Awaitable[Any]], budget_end: float,
+    name: str, target: Target, run: Callable[[], Awaitable[Any]], budget_end: float,
+    profiler: Profiler,
 ) -> Any:
     """Run one phase, turning failures and an exhausted budget into recorded errors."""
     remaining = budget_end - time.perf_counter()
     if remaining < 5:
-        progress(target, f"{name}: skipped (time budget)")
+        progress(target.name, f"{name}: skipped (time budget)")
         return {"skipped": "time budget"}
+    pids = target.pids() if target.name.startswith("tidings") else []
     try:
-        async with asyncio.timeout(remaining):
+        async with asyncio.timeout(remaining), profiler.phase(target.name, name, pids):
             return await run()
     except TimeoutError:
-        progress(target, f"{name}: stopped by the time budget")
+        progress(target.name, f"{name}: stopped by the time budget")
         return {"error": "time budget"}
     except Exception as exc:
-        progress(target, f"{name}: failed: {type(exc).__name__}: {exc}")
+        progress(target.name, f"{name}: failed: {type(exc).__name__}: {exc}")
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
-async def run_target(name: str, cfg: Config, workdir: Path, budget_end: float) -> dict[str, Any]:
+async def run_target(
+    name: str, cfg: Config, workdir: Path, budget_end: float, profiler: Profiler,
+) -> dict[str, Any]:
     """Start ``name``, run create, connect (idle), targeted and broadcast, stop it."""
     target = make_target(name, workdir)
 
@@ -57,15 +62,17 @@ async def run_target(name: str, cfg: Config, workdir: Path, budget_end: float) -
     log(f"ready on {', '.join(f'{h}:{p}' for h, p in target.endpoints)}")
     pool = None
     try:
+        args = (budget_end, profiler)
         result["create"] = await phase(
-            "create", name, lambda: scenarios.create(target, cfg, log), budget_end)
-        got = await phase("connect", name, lambda: scenarios.connect(target, cfg, log), budget_end)
+            "create", target, lambda: scenarios.create(target, cfg, log), *args)
+        got = await phase("connect", target, lambda: scenarios.connect(target, cfg, log), *args)
         if isinstance(got, tuple):
             pool, result["idle"] = got
             result["targeted"] = await phase(
-                "targeted", name, lambda: scenarios.targeted(target, pool, cfg, log), budget_end)
+                "targeted", target, lambda: scenarios.targeted(target, pool, cfg, log), *args)
             result["broadcast"] = await phase(
-                "broadcast", name, lambda: scenarios.broadcast(target, pool, cfg, log), budget_end)
+                "broadcast", target, lambda: scenarios.broadcast(target, pool, cfg, log),
+                *args)
         else:
             result["idle"] = got
         if not target.alive():
@@ -79,10 +86,12 @@ async def run_target(name: str, cfg: Config, workdir: Path, budget_end: float) -
     return result
 
 
-async def run_all(names: list[str], cfg: Config, workdir: Path, budget: float) -> dict[str, Any]:
+async def run_all(
+    names: list[str], cfg: Config, workdir: Path, budget: float, profiler: Profiler,
+) -> dict[str, Any]:
     budget_end = time.perf_counter() + budget
     results: dict[str, Any] = {}
     for name in names:
-        results[name] = await run_target(name, cfg, workdir, budget_end)
+        results[name] = await run_target(name, cfg, workdir, budget_end, profiler)
         await asyncio.sleep(1.0)  # let sockets and memory settle between targets
     return results

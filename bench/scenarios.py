@@ -32,7 +32,8 @@ class Config:
     targeted_rate: float = 1_000.0
     targeted_seconds: float = 10.0
     broadcast_repeats: int = 5
-    broadcast_timeout: float = 30.0
+    broadcast_timeout: float = 20.0
+    broadcast_budget: float = 25.0
     create_seconds: float = 3.0
     create_repeats: int = 3
     create_concurrency: int = 64
@@ -261,8 +262,12 @@ async def broadcast(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[s
     http = HTTPPool(target.endpoints[:1], 1)
     await http.start()
     runs: list[dict[str, Any]] = []
+    phase_end = time.perf_counter() + cfg.broadcast_budget
     try:
         for r in range(cfg.broadcast_repeats):
+            if r >= 2 and time.perf_counter() > phase_end:
+                log(f"broadcast: stopping after {r} runs (phase budget)")
+                break
             pool.sink.reset()
             tag = f"b{r}"
             col = Collector(pool.sink, tag)
