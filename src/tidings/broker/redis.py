@@ -8,8 +8,10 @@ When the connection is lost, :attr:`RedisBroker.ready` turns False and a supervi
 reconnects with capped exponential backoff, resubscribes everything, waits for Redis
 to confirm, then awaits ``on_reconnect()`` so the application can replay what its
 clients missed. Publishes that fail meanwhile wait in a bounded queue and are sent,
-in order, once Redis answers again. Redis exceptions never escape: callers see
-:class:`tidings.errors.Unavailable` or nothing.
+in order, once this process has resubscribed (so its own subscribers get them; other
+processes that come back later rely on the replay, which is why notifications are
+replayed from the store and topic messages are at-most-once). Redis exceptions never
+escape: callers see :class:`tidings.errors.Unavailable` or nothing.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class RedisBroker:
         self._confirmations: dict[str, asyncio.Future[None]] = {}
         self._pubsub: PubSub | None = None
         self._ready = False
+        self._ready_event = asyncio.Event()
         self._on_message: MessageHandler | None = None
         self._on_reconnect: ReconnectHandler | None = None
         self._pending: deque[tuple[str, bytes]] = deque()
@@ -94,6 +97,7 @@ class RedisBroker:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._supervisor = self._flusher = None
         self._ready = False
+        self._ready_event.clear()
         if self._pending:
             log.warning("broker stopped with %d unsent publishes", len(self._pending))
         await self._close_pubsub()
@@ -123,6 +127,8 @@ class RedisBroker:
     async def _flush(self) -> None:
         delay = self._backoff[0]
         while self._pending:
+            # Not before our own subscriptions are back, so local subscribers get them too.
+            await self._ready_event.wait()
             channel, payload = self._pending[0]
             try:
                 await self._client.publish(self._prefix + channel, payload)
@@ -179,6 +185,7 @@ class RedisBroker:
             except _FAILURES as exc:
                 log.warning("redis broker connection lost: %s", exc)
             self._ready = False
+            self._ready_event.clear()
             await self._close_pubsub()
 
     async def _connect(self) -> PubSub:
@@ -202,6 +209,7 @@ class RedisBroker:
         if self._pubsub is None:
             return
         self._ready = True
+        self._ready_event.set()
         if not connected.done():
             connected.set_result(None)
         if not first:
