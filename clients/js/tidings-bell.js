@@ -253,6 +253,7 @@ export class TidingsBell extends Base {
     this._nextBefore = undefined;
     this._timer = null;
     this._toastTimers = new Map();
+    this._burst = null;
     const root = this.attachShadow({ mode: 'open' });
     root.innerHTML = `<style>${STYLE}</style>
 <button class="bell" part="button" type="button" aria-haspopup="true" aria-expanded="false" aria-controls="${this._uid}-panel">
@@ -606,8 +607,28 @@ export class TidingsBell extends Base {
   // -- toasts and desktop notifications ----------------------------------------------------
 
   _onNotification(n) {
-    if (this.getAttribute('toasts') !== 'off') this._toast(n);
     this._desktop(n);
+    if (this.getAttribute('toasts') === 'off') return;
+    // A catch-up after a reconnect can bring many at once: one summary, not a toast storm.
+    (this._burst ||= []).push(n);
+    if (this._burst.length === 1) {
+      setTimeout(() => {
+        const burst = this._burst;
+        this._burst = null;
+        if (burst.length > 3) this._summaryToast(burst.length);
+        else for (const item of burst) this._toast(item);
+      }, 60);
+    }
+  }
+
+  _summaryToast(count) {
+    this._toast({
+      id: `summary-${Date.now()}`,
+      level: 'info',
+      title: `${count} new notifications`,
+      body: 'Open the bell to see them.',
+      summary: true,
+    });
   }
 
   _toast(n) {
@@ -620,6 +641,14 @@ export class TidingsBell extends Base {
     toast.dataset.id = n.id;
     const content = document.createElement('div');
     content.className = 'content';
+    content.tabIndex = 0;
+    content.setAttribute('role', 'button');
+    content.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' || e.key === ' ') {
+        e.preventDefault();
+        content.click();
+      }
+    });
     const title = document.createElement('strong');
     title.className = 'title';
     title.textContent = n.title || '(untitled)';
@@ -632,6 +661,10 @@ export class TidingsBell extends Base {
     }
     content.addEventListener('click', () => {
       this._dismiss(toast);
+      if (n.summary) {
+        this.open();
+        return;
+      }
       const href = safeUrl(n.url);
       const select = new CustomEvent('tidings-select', { detail: n, bubbles: true, composed: true, cancelable: true });
       if (this.dispatchEvent(select) && href) {
