@@ -67,11 +67,11 @@ def admit(
         raise Refused(CloseCode.UNAUTHENTICATED, exc) from None
     after = after_header or query.get("after") or None
     if after is not None and ids.try_decode(after) is None:
-        error = BadRequest("`after` must be a notification id", code="invalid_after")
-        raise Refused(CloseCode.PROTOCOL_ERROR, error)
+        invalid = BadRequest("`after` must be a notification id", code="invalid_after")
+        raise Refused(CloseCode.PROTOCOL_ERROR, invalid)
     if len(app.hub.connections_for_user(principal.user)) >= settings.max_connections_per_user:
-        error = RateLimited("too many connections for this user", code="too_many_connections")
-        raise Refused(CloseCode.TOO_MANY_CONNECTIONS, error)
+        crowded = RateLimited("too many connections for this user", code="too_many_connections")
+        raise Refused(CloseCode.TOO_MANY_CONNECTIONS, crowded)
     return principal, after
 
 
