@@ -194,11 +194,11 @@ BUILD_PAGE = """([style, body, module]) => {
 }"""
 
 
-def serve_client_files(page: Any, server: Server) -> None:
+def serve_client_files(page: Any, server: Server, origin: str | None = None) -> None:
     """Serve /static/tidings*.js from the server, or from clients/js if it cannot.
 
-    ``test_static.py`` checks the server itself serves them; here a server-side static
-    problem must not hide whether the client works.
+    ``test_static_client_files_are_served`` checks the server itself serves them; here a
+    server-side static problem must not hide whether the client works.
     """
 
     def handle(route: Any) -> None:
@@ -216,7 +216,7 @@ def serve_client_files(page: Any, server: Server) -> None:
         else:
             route.abort()
 
-    page.route(f"{server.url}/static/tidings*.js", handle)
+    page.route(f"{origin or server.url}/static/tidings*.js", handle)
 
 
 def open_harness(
@@ -228,20 +228,27 @@ def open_harness(
     bells: str = '<tidings-bell id="bell"></tidings-bell>',
     options: dict[str, Any] | None = None,
     wait_status: str | None = "open",
+    origin: str | None = None,
 ) -> Any:
-    """A page on the server's origin with one client (``window.client``) and the bell."""
+    """A page with one client (``window.client``) and the bell.
+
+    The page is on the server's origin unless ``origin`` names another (then the client
+    is pointed at the server with its ``url`` option: a cross-origin embedding).
+    """
     page = context.new_page()
+    if origin:
+        options = {"url": server.url, **(options or {})}
     cfg = {"token": token(user, roles), "options": {**FAST, **(options or {})}}
     body = (
         f'<div class="bar">{bells}</div>'
         f'<script id="cfg" type="application/json">{json.dumps(cfg)}</script>'
     )
-    serve_client_files(page, server)
+    serve_client_files(page, server, origin)
     # Build the page inside a real document from the server. A document fulfilled by a
     # Playwright route has no IP address space, so Chromium's local-network-access checks
     # refuse its WebSocket to 127.0.0.1; and document.write (set_content) leaves custom
     # elements un-upgraded. DOM calls on a served page have neither problem.
-    page.goto(f"{server.url}/healthz")
+    page.goto(f"{origin or server.url}/healthz")
     page.evaluate(BUILD_PAGE, [HARNESS_STYLE, body, HARNESS_MODULE])
     if wait_status:
         wait_status_is(page, wait_status)

@@ -125,3 +125,31 @@ def test_polling_fallback_and_back_up_to_websocket(context: Any, server: Server)
     wait_events(page, 4)
     page.wait_for_timeout(1000)  # a poll still in flight must not repeat anything
     assert events(page) == [*ids, live]
+
+
+CORS_GAP = (
+    "the server sends no CORS headers, so a page on another origin cannot use the SSE "
+    "stream or the REST API (EventSource and fetch with Authorization need "
+    "Access-Control-Allow-Origin for TIDINGS_ALLOWED_ORIGINS, and a preflight answer)"
+)
+
+
+def test_cross_origin_page_over_websocket(context: Any, server: Server) -> None:
+    """An app on another origin embeds the client: the WebSocket needs no CORS."""
+    origin = f"http://localhost:{server.port}"  # another origin, same server
+    page = open_harness(context, server, origin=origin)
+    first = notification_id(server.notify(title="from afar"))
+    wait_events(page, 1)
+    assert events(page) == [first]
+
+
+@pytest.mark.xfail(reason=CORS_GAP, strict=False)
+@pytest.mark.parametrize("transport", ["sse", "polling"])
+def test_cross_origin_page_over_sse_and_rest(context: Any, server: Server, transport: str) -> None:
+    origin = f"http://localhost:{server.port}"
+    options = {"transports": [transport], "pollInterval": 500, "connectTimeout": 3000}
+    page = open_harness(context, server, origin=origin, options=options, wait_status=None)
+    wait_status_is(page, transport, timeout=8_000)
+    first = notification_id(server.notify(title="from afar"))
+    wait_events(page, 1, timeout=8_000)
+    assert events(page) == [first]
