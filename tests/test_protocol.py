@@ -22,12 +22,16 @@ from tidings.protocol import (
     Subscribe,
     TokenBucket,
     Unsubscribe,
+    ack,
     bearer_token,
     frame_type,
     origin_allowed,
     parse,
     parse_filter,
+    pong,
+    resync,
     sse_event,
+    sse_retry,
     topic_allowed,
 )
 
@@ -164,6 +168,22 @@ def test_frame_type_reads_the_leading_type_field() -> None:
     assert frame_type(frames.unread(3)) == "unread"
     assert frame_type(frames.PING) == "ping"
     assert frame_type(b'{"other": 1, "type": "late"}') == "late"
+
+
+def test_replies_carry_the_ref() -> None:
+    assert orjson.loads(ack("r1", ids=[ID_A])) == {"type": "ack", "ref": "r1", "ids": [ID_A]}
+    assert orjson.loads(pong(7)) == {"type": "pong", "ref": 7}
+    assert pong() == frames.PONG
+    assert orjson.loads(resync("too_many_missed")) == {
+        "type": "resync",
+        "reason": "too_many_missed",
+    }
+
+
+def test_sse_retry_rides_on_the_next_event() -> None:
+    assert sse_retry(3000) + sse_event(frames.PING) == (
+        b"retry: 3000\nevent: ping\ndata: " + frames.PING + b"\n\n"
+    )
 
 
 def test_sse_event_names_the_frame_and_carries_the_id() -> None:

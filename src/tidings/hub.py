@@ -9,6 +9,14 @@ offers the same bytes to every local connection on the channel without awaiting 
 them. Fan-outs larger than ``fanout_slice`` continue in slices that yield to the event
 loop, in order per channel, so a message to one user is not stuck behind a broadcast
 to ten thousand. The hub does no database or Redis I/O of its own.
+
+Guarantees, in short. Notifications reach a connection exactly once: live through the
+broker, and through a replay from the store on resume (``?after=``) or after a broker
+outage (:meth:`Hub.resync_all`); the connection de-duplicates the overlap. Per channel,
+frames keep publish order; a replay goes out oldest first, before any held live frame.
+Read-state frames and topic messages are at most once (the welcome carries the unread
+count again). Backpressure is a policy, not a wait: a full outbox closes the
+connection with 4010 and the client resumes.
 """
 
 from __future__ import annotations
