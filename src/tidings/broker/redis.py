@@ -26,7 +26,9 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tidings.broker.base import MessageHandler, ReconnectHandler
 from tidings.errors import Unavailable
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 
 PREFIX = "tidings:"
 _FAILURES = (RedisError, OSError, TimeoutError)
+_OUTAGES = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+"""Failures worth waiting out; any other Redis error is a refusal (e.g. NOPERM)."""
 
 
 class RedisBroker:
@@ -113,9 +117,11 @@ class RedisBroker:
             return
         try:
             await self._client.publish(self._prefix + channel, payload)
-        except _FAILURES as exc:
+        except _OUTAGES as exc:
             log.warning("publish to %s failed (%s); queued for after reconnect", channel, exc)
             self._queue(channel, payload)
+        except RedisError as exc:
+            raise Unavailable(f"broker refused the publish: {exc}") from None
 
     def _queue(self, channel: str, payload: bytes) -> None:
         if len(self._pending) >= self._max_pending:
@@ -132,10 +138,12 @@ class RedisBroker:
             channel, payload = self._pending[0]
             try:
                 await self._client.publish(self._prefix + channel, payload)
-            except _FAILURES:
+            except _OUTAGES:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._backoff[1])
                 continue
+            except RedisError as exc:
+                log.error("dropping a queued publish to %s that Redis refused: %s", channel, exc)
             self._pending.popleft()
             delay = self._backoff[0]
 
