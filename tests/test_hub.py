@@ -299,3 +299,22 @@ def test_recent_ids_drop_repeats_and_anything_at_or_below_the_floor() -> None:
     # 12 was evicted from the window of 3, and the floor rose to cover it.
     assert not seen.add(nid(12))
     assert seen.highest == nid(14)
+
+
+async def test_a_broadcast_to_ten_thousand_does_not_hold_up_a_targeted_message() -> None:
+    broker = MemoryBroker()
+    hub = Hub(broker=broker, outbox_size=10, fanout_slice=500)
+    await broker.start(on_message=hub.dispatch, on_reconnect=_noop)
+    crowd = [hub.connection(Principal(f"user{n}")) for n in range(10_000)]
+    for conn in crowd:
+        await hub.register(conn, hold=False)
+    target = crowd[-1]
+    started = asyncio.get_running_loop().time()
+    hub.dispatch("*", note(1))
+    hub.dispatch(f"u:{target.user}", frames.envelope(frames.unread(1)))
+    assert drain(target) == [frames.unread(1)]  # ahead of the broadcast still in slices
+    for _ in range(100):  # 20 slices of 500, each followed by a yield
+        await asyncio.sleep(0)
+    assert all(c.pending() for c in crowd)
+    assert asyncio.get_running_loop().time() - started < 2
+    assert ids_of(drain(target)) == [nid(1)]
