@@ -76,6 +76,8 @@ export interface TidingsOptions {
   pageSize?: number;
   /** Most notifications kept in memory. Default 500. */
   maxItems?: number;
+  /** With getToken: fetch a new token before connecting when this many ms or fewer remain. Default 30000. */
+  tokenRefreshMargin?: number;
   /** Resume after this notification id on the first connect. */
   after?: string;
   /** Connect from the constructor. Default true. */
@@ -155,6 +157,7 @@ export declare function wsUrl(base: string, params?: { token?: string | null; af
 export declare function sseUrl(base: string, params?: { token?: string | null; after?: string | null; topics?: string[] }): string;
 export declare function apiUrl(base: string, path: string, params?: Record<string, unknown>): string;
 export declare function tokenExpiry(token: string): number | null;
+export declare function tokenClaims(token: string): Record<string, unknown> | null;
 export declare function topicMatches(pattern: string, topic: string): boolean;
 export declare function matchesFilter(filter: Record<string, unknown> | null | undefined, data: unknown): boolean;
 

@@ -141,16 +141,22 @@ export function apiUrl(base, path, params = {}) {
   return buildUrl(base, '/api/v1' + path, params);
 }
 
-/** Seconds-since-epoch expiry of a JWT, or null if it has none or cannot be read. */
-export function tokenExpiry(token) {
+/** The claims of a JWT (not verified: only for `exp` and `sub`), or null. */
+export function tokenClaims(token) {
   try {
     const part = String(token).split('.')[1];
     const b64 = part.replace(/-/g, '+').replace(/_/g, '/');
-    const json = JSON.parse(atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4)));
-    return typeof json.exp === 'number' ? json.exp : null;
+    const claims = JSON.parse(atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4)));
+    return claims && typeof claims === 'object' ? claims : null;
   } catch {
     return null;
   }
+}
+
+/** Seconds-since-epoch expiry of a JWT, or null if it has none or cannot be read. */
+export function tokenExpiry(token) {
+  const exp = tokenClaims(token)?.exp;
+  return typeof exp === 'number' ? exp : null;
 }
 
 // -- de-duplication --------------------------------------------------------------------
@@ -434,6 +440,7 @@ const DEFAULTS = {
   pageSize: 20,
   maxItems: 500,
   heartbeatGrace: 0.5,
+  tokenRefreshMargin: 30000,
   autoConnect: true,
   broadcast: true,
 };
@@ -704,7 +711,7 @@ export class Tidings {
   _tokenStale() {
     if (!this._token) return true;
     const exp = tokenExpiry(this._token);
-    return exp !== null && exp * 1000 - this._env.now() < 30000;
+    return exp !== null && exp * 1000 - this._env.now() < this._o.tokenRefreshMargin;
   }
 
   /**
@@ -805,7 +812,7 @@ export class Tidings {
           if (done) return;
           cb.frame(frame);
         }
-        timer = this._env.setTimeout(tick, this._o.pollInterval);
+        if (!done) timer = this._env.setTimeout(tick, this._o.pollInterval);
       } catch (err) {
         if (done) return;
         done = true;
@@ -1023,7 +1030,9 @@ export class Tidings {
   }
 
   _onWelcome(frame, handle) {
-    if (frame.user) this._user = frame.user;
+    // Polling has no server welcome; the token's subject names the user for the tab channel.
+    const user = frame.user || tokenClaims(this._token)?.sub;
+    if (typeof user === 'string' && user) this._user = user;
     this._apply({ type: 'welcome', unread: frame.unread });
     this._openChannel();
     if (handle.kind !== 'polling') {

@@ -173,10 +173,25 @@ import { Tidings } from '/static/tidings.js';
 import '/static/tidings-bell.js';
 const cfg = JSON.parse(document.getElementById('cfg').textContent);
 window.__events = { notification: [], status: [], unread: [] };
-const client = new Tidings({ token: cfg.token, ...cfg.options });
+window.__events.tokens = 0;
+if (cfg.devTokenTtls) {
+  // getToken from the dev endpoint, with the given lifetimes in turn (the last repeats).
+  cfg.options.getToken = async () => {
+    const ttl = cfg.devTokenTtls[Math.min(window.__events.tokens, cfg.devTokenTtls.length - 1)];
+    window.__events.tokens += 1;
+    const response = await fetch('/api/v1/dev/token', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ user: cfg.user, ttl }),
+    });
+    return (await response.json()).token;
+  };
+}
+const client = new Tidings({ token: cfg.options.getToken ? undefined : cfg.token, ...cfg.options });
 client.on('notification', (n) => window.__events.notification.push(n.id));
 client.on('status', (s) => window.__events.status.push(s));
 client.on('unread', (c) => window.__events.unread.push(c));
+window.__events.closes = [];
+client.on('disconnect', (d) => window.__events.closes.push(d.code));
 for (const bell of document.querySelectorAll('tidings-bell')) bell.client = client;
 window.client = client;
 """
@@ -229,6 +244,7 @@ def open_harness(
     options: dict[str, Any] | None = None,
     wait_status: str | None = "open",
     origin: str | None = None,
+    dev_token_ttls: list[int] | None = None,
 ) -> Any:
     """A page with one client (``window.client``) and the bell.
 
@@ -238,7 +254,12 @@ def open_harness(
     page = context.new_page()
     if origin:
         options = {"url": server.url, **(options or {})}
-    cfg = {"token": token(user, roles), "options": {**FAST, **(options or {})}}
+    cfg: dict[str, Any] = {
+        "token": token(user, roles),
+        "user": user,
+        "devTokenTtls": dev_token_ttls,
+        "options": {**FAST, **(options or {})},
+    }
     body = (
         f'<div class="bar">{bells}</div>'
         f'<script id="cfg" type="application/json">{json.dumps(cfg)}</script>'

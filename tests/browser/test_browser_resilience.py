@@ -153,3 +153,18 @@ def test_cross_origin_page_over_sse_and_rest(context: Any, server: Server, trans
     first = notification_id(server.notify(title="from afar"))
     wait_events(page, 1, timeout=8_000)
     assert events(page) == [first]
+
+
+def test_expired_token_is_refreshed_through_get_token(context: Any, server: Server) -> None:
+    """The server closes with 4001 when the token expires; getToken supplies a new one."""
+    page = open_harness(
+        context, server, dev_token_ttls=[3, 3600], options={"tokenRefreshMargin": 0}
+    )
+    first = notification_id(server.notify(title="with the short token"))
+    wait_events(page, 1)
+    page.wait_for_function("window.__events.tokens >= 2", timeout=15_000)
+    wait_status_is(page, "open", timeout=15_000)
+    second = notification_id(server.notify(title="with the fresh token"))
+    wait_events(page, 2)
+    assert events(page) == [first, second]
+    assert page.evaluate("window.__events.closes") == [4001]

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  backoffDelay, closePolicy, normalizeBase, buildUrl, wsUrl, sseUrl, apiUrl, tokenExpiry,
+  backoffDelay, closePolicy, normalizeBase, buildUrl, wsUrl, sseUrl, apiUrl, tokenExpiry, tokenClaims,
   Dedup, createInbox, reduceInbox, topicMatches, matchesFilter, CloseCode,
 } from '../tidings.js';
 import { timeAgo, safeUrl, badgeText } from '../tidings-bell.js';
@@ -83,6 +83,8 @@ test('tokenExpiry reads exp from a JWT, null otherwise', () => {
   assert.equal(tokenExpiry(`h.${noExp}.s`), null);
   assert.equal(tokenExpiry('garbage'), null);
   assert.equal(tokenExpiry(undefined), null);
+  assert.equal(tokenClaims(`h.${payload}.s`).sub, 'alice');
+  assert.equal(tokenClaims('a.!!!.c'), null);
 });
 
 test('topic patterns match like the server grants them', () => {
