@@ -130,6 +130,25 @@ class Server:
                 self.process.kill()
                 self.process.wait(10)
 
+    def publish(self, topic: str, data: Any) -> None:
+        """Publish an ephemeral topic message through the backend API."""
+        response = httpx.post(
+            f"{self.url}/api/v1/topics/{topic}/messages",
+            json={"data": data},
+            headers={"Authorization": f"Bearer {API_KEY}"},
+            timeout=10,
+        )
+        assert response.status_code in (200, 202), response.text
+
+    def pause(self) -> None:
+        """SIGSTOP: sockets stay open but nothing answers (a half-open connection)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def notify(
         self, *, to: dict[str, Any] | None = None, user: str = "alice", **fields: Any
     ) -> dict[str, Any]:
@@ -147,8 +166,12 @@ class Server:
         return data
 
 
-def token(user: str, roles: list[str] | None = None, ttl: int = 3600) -> str:
-    claims = {"sub": user, "roles": roles or [], "exp": int(time.time()) + ttl}
+def token(
+    user: str, roles: list[str] | None = None, ttl: int = 3600, topics: list[str] | None = None
+) -> str:
+    claims: dict[str, Any] = {"sub": user, "roles": roles or [], "exp": int(time.time()) + ttl}
+    if topics:
+        claims["topics"] = topics
     return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
@@ -245,6 +268,7 @@ def open_harness(
     wait_status: str | None = "open",
     origin: str | None = None,
     dev_token_ttls: list[int] | None = None,
+    topics: list[str] | None = None,
 ) -> Any:
     """A page with one client (``window.client``) and the bell.
 
@@ -255,7 +279,7 @@ def open_harness(
     if origin:
         options = {"url": server.url, **(options or {})}
     cfg: dict[str, Any] = {
-        "token": token(user, roles),
+        "token": token(user, roles, topics=topics),
         "user": user,
         "devTokenTtls": dev_token_ttls,
         "options": {**FAST, **(options or {})},

@@ -168,3 +168,47 @@ def test_expired_token_is_refreshed_through_get_token(context: Any, server: Serv
     wait_events(page, 2)
     assert events(page) == [first, second]
     assert page.evaluate("window.__events.closes") == [4001]
+
+
+@pytest.mark.parametrize("transports", [["websocket"], ["sse"]])
+def test_topic_messages_with_filters(context: Any, server: Server, transports: list[str]) -> None:
+    status = "open" if transports == ["websocket"] else "sse"
+    page = open_harness(
+        context,
+        server,
+        topics=["deploys", "logs:*"],
+        options={"transports": transports},
+        wait_status=status,
+    )
+    page.evaluate(
+        """() => {
+          window.__topic = [];
+          window.client.subscribe('deploys', (data) => window.__topic.push(data),
+                                  { filter: { env: 'prod' } });
+        }"""
+    )
+    page.wait_for_timeout(500)  # the subscription (or the reopened stream) is in place
+    wait_status_is(page, status)
+    server.publish("deploys", {"env": "dev", "n": 1})
+    server.publish("deploys", {"env": "prod", "n": 2})
+    server.publish("other", {"env": "prod", "n": 3})
+    page.wait_for_function("window.__topic.length >= 1")
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__topic") == [{"env": "prod", "n": 2}]
+
+
+def test_half_open_connection_is_detected_by_missed_heartbeats(
+    context: Any, server: Server
+) -> None:
+    """The server freezes (SIGSTOP): the socket stays open, but pings stop coming."""
+    page = open_harness(context, server)  # the server pings every 5 s
+    server.pause()
+    try:
+        page.wait_for_function("window.__events.closes.includes(4000)", timeout=20_000)
+        assert page.evaluate("window.client.status") != "open"
+    finally:
+        server.resume()
+    wait_status_is(page, "open", timeout=20_000)
+    first = notification_id(server.notify(title="after the freeze"))
+    wait_events(page, 1)
+    assert events(page) == [first]
