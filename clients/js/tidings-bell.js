@@ -176,8 +176,8 @@ li {
 }
 li:last-child { border-bottom: 0; }
 li:hover { background: var(--_hover); }
-li:focus-visible { outline: 2px solid var(--_accent); outline-offset: -2px; }
 li:focus { outline: none; }
+li:focus-visible { outline: 2px solid var(--_accent); outline-offset: -2px; }
 li.unread { background: var(--_unread-bg); }
 li.unread:hover { background: var(--_hover); }
 li::before {
