@@ -1,7 +1,8 @@
 """Optional py-spy sampling of server processes during each phase (``--profile``).
 
-Writes collapsed stacks per target and phase, and a summary of where the time goes:
-the functions with the most inclusive samples, and the leaf functions (self time).
+Samples only the thread holding the GIL (``--gil``): for a one-loop asyncio server that
+is where its CPU goes. Writes collapsed stacks per target and phase, and a summary: the
+functions with the most inclusive samples, and the leaf functions (self time).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def summarize(collapsed: str, top: int = 25) -> dict[str, Any]:
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [_LINE.sub(")", f) for f in stack.split(";")[2:]]  # drop process, thread
+        frames = [_LINE.sub(")", f) for f in stack.split(";")
+                  if not f.startswith(("process ", "thread "))]
         if not frames:
             continue
         total += count
@@ -69,7 +71,7 @@ class Profiler:
             path = self.outdir / f"{target}-{phase}-{i}.collapsed"
             files.append(path)
             procs.append(await asyncio.create_subprocess_exec(
-                self.exe, "record", "--pid", str(pid), "--rate", "200", "--nonblocking",
+                self.exe, "record", "--pid", str(pid), "--rate", "200", "--nonblocking", "--gil",
                 "--format", "raw", "--output", str(path),
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             ))

@@ -208,7 +208,9 @@ async def targeted(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[st
                 continue
             ci = rng.choice(idx)
             sent_to[seq] = ci
-            task = asyncio.create_task(publish(seq, ci, when))
+            # Latency counts from the scheduled time (no coordinated omission), or from
+            # the actual call when the loop woke a little early.
+            task = asyncio.create_task(publish(seq, ci, min(when, time.perf_counter())))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             if seq and seq % int(cfg.targeted_rate * 2) == 0:

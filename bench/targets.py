@@ -149,7 +149,8 @@ class TidingsTarget(Target):
             env["TIDINGS_DATABASE_URL"] = f"sqlite+aiosqlite:///{db}"
             env["TIDINGS_BROKER_URL"] = "memory://"
         self.endpoints = [(HOST, free_port()) for _ in range(self.processes)]
-        argvs = [[str(exe), "serve", "--host", HOST, "--port", str(p)] for _, p in self.endpoints]
+        argvs = [[str(exe), "serve", "--host", HOST, "--port", str(p), "--log-level", "warning"]
+                 for _, p in self.endpoints]
         await self._start_servers(argvs, env)
 
     async def _create_pg(self) -> None:
