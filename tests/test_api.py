@@ -366,3 +366,28 @@ async def test_dev_endpoints_are_off_outside_development(tmp_path) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             assert_error(await client.post("/api/v1/dev/token", json={"user": "x"}), 404)
             assert_error(await client.get("/demo"), 404)
+
+
+async def test_allowed_origins_may_call_the_api_from_a_browser(tmp_path) -> None:
+    from conftest import make_settings
+
+    from tidings.web import create_app
+
+    application = create_app(make_settings(tmp_path, allowed_origins=["https://app.test"]))
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            preflight = await client.options(
+                "/api/v1/me/notifications",
+                headers={
+                    "Origin": "https://app.test",
+                    "Access-Control-Request-Method": "GET",
+                    "Access-Control-Request-Headers": "authorization",
+                },
+            )
+            assert preflight.status_code == 200
+            assert preflight.headers["access-control-allow-origin"] == "https://app.test"
+            other = await client.get(
+                "/api/v1/me/unread-count", headers={"Origin": "https://evil.test"}
+            )
+            assert "access-control-allow-origin" not in other.headers

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
+from starlette.middleware.cors import CORSMiddleware
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
@@ -63,6 +64,17 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
     errors.install(app)
     app.add_middleware(errors.BodyLimit, limit=settings.max_request_bytes)
     app.add_middleware(CreateFastPath, tidings=tidings)
+    if settings.allowed_origins:
+        # Browsers on those origins may call the end-user API and open SSE streams.
+        # Credentials travel as bearer tokens, never cookies, so no allow_credentials.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+            expose_headers=["Idempotent-Replayed"],
+            max_age=600,
+        )
     app.include_router(api.router)
     realtime.register(app)
     metrics.register(app)
