@@ -126,6 +126,9 @@ class Session:
     async def tick_forever(self, heartbeat: protocol.Heartbeat, *, silence_kills: bool) -> None:
         """Ping every interval; close on token expiry or (WebSocket) a silent client."""
         expires_at = self.principal.expires_at
+        if expires_at is not None:
+            # The leeway that admitted the token also keeps it: no accept-then-close loop.
+            expires_at += self.app.settings.jwt_leeway
         while not self.conn.closed:
             if expires_at is not None and time.time() >= expires_at:
                 self.conn.close(CloseCode.UNAUTHENTICATED, "token expired")
