@@ -234,3 +234,48 @@ def test_static_client_files_are_served(server: Server) -> None:
         assert response.content == (ROOT / "clients" / "js" / name).read_bytes()
         assert "javascript" in response.headers["content-type"]
     assert httpx.get(f"{server.url}/demo", timeout=10).status_code == 200
+
+
+NOTIFICATION_STUB = """
+window.__desktop = { requested: 0, shown: [] };
+class FakeNotification {
+  static permission = 'default';
+  static async requestPermission() {
+    window.__desktop.requested += 1;
+    window.__desktop.activation = navigator.userActivation.isActive;
+    FakeNotification.permission = 'granted';
+    return 'granted';
+  }
+  constructor(title, options) { window.__desktop.shown.push({ title, tag: options.tag }); }
+  close() {}
+}
+window.Notification = FakeNotification;
+Object.defineProperty(document, 'visibilityState', {
+  get: () => (window.__hidden ? 'hidden' : 'visible'),
+});
+"""
+
+
+def test_desktop_notifications_ask_on_a_click_and_show_when_hidden(
+    context: Any, server: Server
+) -> None:
+    context.add_init_script(NOTIFICATION_STUB)
+    page = open_harness(
+        context, server, bells='<tidings-bell id="bell" browser-notifications></tidings-bell>'
+    )
+    assert page.evaluate("window.__desktop.requested") == 0, "never asked without a gesture"
+    page.locator("tidings-bell .bell").click()
+    enable = page.locator("tidings-bell button.desktop")
+    assert enable.is_visible()
+    enable.click()
+    assert page.evaluate("window.__desktop.requested") == 1
+    assert page.evaluate("window.__desktop.activation") is True, "asked from a user gesture"
+    assert enable.is_hidden()
+
+    visible = notification_id(server.notify(title="while looking"))
+    page.wait_for_function("(id) => window.__events.notification.includes(id)", arg=visible)
+    page.evaluate("window.__hidden = true")
+    hidden = notification_id(server.notify(title="while away"))
+    page.wait_for_function("window.__desktop.shown.length === 1")
+    shown = page.evaluate("window.__desktop.shown")
+    assert shown == [{"title": "while away", "tag": f"tidings:{hidden}"}]
