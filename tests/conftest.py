@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import httpx
 import pytest
+from support import make_settings
 
 from tidings.settings import Settings
 from tidings.store import SqlStore
@@ -24,9 +25,6 @@ POSTGRES_URL = os.environ.get(
     "TIDINGS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-API_KEY = "test-api-key"
-SECRET = "test-secret-that-is-long-enough-for-hs256"
 
 
 def require_service(name: str, reason: str) -> None:
@@ -97,19 +95,6 @@ async def store(database_url: str) -> AsyncIterator[SqlStore]:
     await store.close()
 
 
-def make_settings(tmp_path, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "database_url": f"sqlite+aiosqlite:///{tmp_path}/tidings.db",
-        "broker_url": "memory://",
-        "jwt_secret": SECRET,
-        "api_keys": [API_KEY, "second-key"],
-        "dev": True,
-        "secrets_file": str(tmp_path / "secrets.json"),
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
-
-
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return make_settings(tmp_path)
@@ -129,12 +114,3 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
-
-
-def backend_headers(key: str = API_KEY) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def user_headers(app, user: str, roles: list[str] | None = None) -> dict[str, str]:
-    token = app.state.tidings.auth.mint(user, roles=roles or [])
-    return {"Authorization": f"Bearer {token}"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import API_KEY, backend_headers, user_headers
+from support import API_KEY, backend_headers, user_headers
 
 pytestmark = pytest.mark.asyncio
 
@@ -356,7 +356,7 @@ async def test_dev_endpoints_mint_tokens_and_send(client: httpx.AsyncClient) -> 
 
 
 async def test_dev_endpoints_are_off_outside_development(tmp_path) -> None:
-    from conftest import make_settings
+    from support import make_settings
 
     from tidings.web import create_app
 
@@ -369,7 +369,7 @@ async def test_dev_endpoints_are_off_outside_development(tmp_path) -> None:
 
 
 async def test_allowed_origins_may_call_the_api_from_a_browser(tmp_path) -> None:
-    from conftest import make_settings
+    from support import make_settings
 
     from tidings.web import create_app
 

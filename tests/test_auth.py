@@ -99,7 +99,9 @@ def test_audience_and_issuer_are_checked_when_configured() -> None:
 def test_public_key_tokens(key, algorithm: str) -> None:  # type: ignore[no-untyped-def]
     private, public = pem_pair(key)
     auth = Authenticator(secret=None, public_key=public)
-    assert auth.verify_token(jwt.encode(valid_claims(), private, algorithm=algorithm)).user == "alice"
+    assert (
+        auth.verify_token(jwt.encode(valid_claims(), private, algorithm=algorithm)).user == "alice"
+    )
 
 
 def test_a_public_key_cannot_be_used_as_an_hmac_secret() -> None:
