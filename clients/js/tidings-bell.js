@@ -335,6 +335,13 @@ export class TidingsBell extends Base {
   }
 
   connectedCallback() {
+    // `bell.client = c` before this module loaded set a plain property on the element,
+    // shadowing the setter: take it over now.
+    if (Object.prototype.hasOwnProperty.call(this, 'client')) {
+      const client = this.client;
+      delete this.client;
+      this.client = client;
+    }
     if (!this._client) this._makeOwnClient();
     else this._attach();
     this._els.toasts.hidden = this.getAttribute('toasts') === 'off';

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from browser_helpers import ROOT, Server, notification_id, open_harness, serve_client_files
+from browser_helpers import (
+    ROOT,
+    Server,
+    notification_id,
+    open_harness,
+    serve_client_files,
+    token,
+)
 
 SHADOW = "document.querySelector('tidings-bell').shadowRoot"
 
@@ -279,3 +286,23 @@ def test_desktop_notifications_ask_on_a_click_and_show_when_hidden(
     page.wait_for_function("window.__desktop.shown.length === 1")
     shown = page.evaluate("window.__desktop.shown")
     assert shown == [{"title": "while away", "tag": f"tidings:{hidden}"}]
+
+
+def test_client_set_before_the_element_is_defined(context: Any, server: Server) -> None:
+    page = context.new_page()
+    serve_client_files(page, server)
+    page.goto(f"{server.url}/healthz")
+    page.evaluate(
+        """async (token) => {
+          const { Tidings } = await import('/static/tidings.js');
+          document.body.innerHTML = '<tidings-bell></tidings-bell>';
+          const client = new Tidings({ token });
+          document.querySelector('tidings-bell').client = client;  // not upgraded yet
+          window.client = client;
+          await import('/static/tidings-bell.js');
+        }""",
+        token("alice"),
+    )
+    page.wait_for_function("window.client.status === 'open'")
+    server.notify(title="late upgrade")
+    page.wait_for_function(f"{SHADOW}.querySelector('.badge').textContent === '1'", timeout=10_000)
