@@ -8,7 +8,7 @@ outages and multi-process fan-out get servers of their own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import json
 import socket
 import time
 import uuid
@@ -347,10 +347,13 @@ async def test_a_foreign_origin_closes_with_4003(server, user) -> None:
     assert await client.closed() == 4003
 
 
-async def test_a_forbidden_topic_closes_with_4003(server, user) -> None:
+async def test_a_forbidden_topic_is_refused_and_the_stream_goes_on(server, user) -> None:
     client = await join(server, user, topics=["logs.*"])
     await client.send(type="subscribe", topic="billing", ref=1)
-    assert await client.closed() == 4003
+    refused = await client.next("error")
+    assert (refused["code"], refused["ref"]) == ("forbidden", 1)
+    await client.send(type="subscribe", topic="logs.api", ref=2)
+    assert (await client.next("ack"))["ref"] == 2
 
 
 async def test_too_many_connections_for_one_user_close_with_4009(server, user) -> None:
@@ -614,11 +617,11 @@ async def test_sigterm_closes_clients_with_1012_and_exits_in_time(
                 started = time.monotonic()
                 server.terminate()
                 assert await client.closed(within=10) == 1012
-                # The stream ends too: cleanly, or cut when uvicorn's grace runs out.
-                with contextlib.suppress(httpx.RemoteProtocolError):
-                    async with asyncio.timeout(10):
-                        async for _ in events:
-                            pass
+                # The SSE stream is told too, with a last `close` event, and ends.
+                async with asyncio.timeout(5):
+                    last = [event async for event in events][-1]
+                assert last.event == "close"
+                assert json.loads(last.data)["code"] == 1012
         await asyncio.to_thread(server.wait, 10)
         grace = float(LIMITS["TIDINGS_SHUTDOWN_GRACE"])
         assert time.monotonic() - started < grace + 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -99,6 +99,17 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _replay_fits_the_outbox(self) -> Settings:
+        # A resume replays through the connection's outbox: a replay larger than the
+        # outbox would close the resuming client as a slow consumer.
+        if self.outbox_size < self.resume_limit:
+            raise ValueError(
+                f"outbox_size ({self.outbox_size}) must be at least resume_limit "
+                f"({self.resume_limit})"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

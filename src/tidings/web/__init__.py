@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import FrameType
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
@@ -16,7 +20,7 @@ from starlette.types import Scope
 from tidings import __version__
 from tidings.app import App
 from tidings.credentials import ensure_secrets
-from tidings.errors import NotFound
+from tidings.errors import CloseCode, NotFound
 from tidings.settings import Settings
 from tidings.web import api, errors, metrics, realtime
 from tidings.web.fastpath import CreateFastPath
@@ -49,9 +53,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await tidings.start(migrate=migrate)
+        restore = _close_streams_on_sigterm(tidings)
         try:
             yield
         finally:
+            restore()
             await tidings.stop()
 
     app = FastAPI(
@@ -81,6 +87,26 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
     _health(app, tidings)
     app.mount("/static", CachedStatic(directory=STATIC), name="static")
     return app
+
+
+def _close_streams_on_sigterm(tidings: App) -> Callable[[], None]:
+    """On SIGTERM, tell every client to come back (1012) right away, then let the server stop.
+
+    uvicorn closes WebSockets itself but runs the lifespan shutdown only after its grace
+    period, so SSE streams would otherwise be cut without a word.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(tidings.hub.close_all, CloseCode.SERVICE_RESTART, "restarting")
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _health(app: FastAPI, tidings: App) -> None:

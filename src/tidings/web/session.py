@@ -176,9 +176,10 @@ class Session:
 
     async def _subscribe(self, request: Subscribe) -> bytes | None:
         if not protocol.topic_allowed(request.topic, self.principal.topics):
-            # The contract closes with 4003; the close reason names the topic.
-            self.conn.close(CloseCode.FORBIDDEN, f"topic not allowed: {request.topic}"[:120])
-            return None
+            # An error reply, not a 4003 close: one refused subscription must not cut
+            # the user's notification stream (see the README's changelog).
+            message = f"topic not allowed by the token's `topics` claim: {request.topic}"
+            return frames.error("forbidden", message[:200], request.ref)
         if request.topic not in self.conn.topics and len(self.conn.topics) >= MAX_TOPICS:
             message = f"at most {MAX_TOPICS} topics per connection"
             return frames.error("too_many_topics", message, request.ref)
