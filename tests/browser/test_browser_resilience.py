@@ -127,13 +127,6 @@ def test_polling_fallback_and_back_up_to_websocket(context: Any, server: Server)
     assert events(page) == [*ids, live]
 
 
-CORS_GAP = (
-    "the server sends no CORS headers, so a page on another origin cannot use the SSE "
-    "stream or the REST API (EventSource and fetch with Authorization need "
-    "Access-Control-Allow-Origin for TIDINGS_ALLOWED_ORIGINS, and a preflight answer)"
-)
-
-
 def test_cross_origin_page_over_websocket(context: Any, server: Server) -> None:
     """An app on another origin embeds the client: the WebSocket needs no CORS."""
     origin = f"http://localhost:{server.port}"  # another origin, same server
@@ -143,9 +136,9 @@ def test_cross_origin_page_over_websocket(context: Any, server: Server) -> None:
     assert events(page) == [first]
 
 
-@pytest.mark.xfail(reason=CORS_GAP, strict=False)
 @pytest.mark.parametrize("transport", ["sse", "polling"])
 def test_cross_origin_page_over_sse_and_rest(context: Any, server: Server, transport: str) -> None:
+    """EventSource and fetch with Authorization are CORS requests: allowed origins only."""
     origin = f"http://localhost:{server.port}"
     options = {"transports": [transport], "pollInterval": 500, "connectTimeout": 3000}
     page = open_harness(context, server, origin=origin, options=options, wait_status=None)
