@@ -61,7 +61,7 @@ def base_env() -> dict[str, str]:
             "TIDINGS_JWT_SECRET": SECRET,
             "TIDINGS_API_KEYS": API_KEY,
             "TIDINGS_ALLOWED_ORIGINS": "*",
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p),
         }
     )
     return env
