@@ -132,6 +132,8 @@ export declare class Tidings {
   readonly transport: Transport | null;
   readonly lastId: string | null;
   readonly loaded: boolean;
+  /** Why the client stopped or last failed, or null. */
+  readonly lastError: TidingsError | Error | null;
   connect(): void;
   reconnect(): void;
   close(): void;

@@ -533,6 +533,11 @@ export class Tidings {
     return this._user;
   }
 
+  /** Why the client stopped or last failed (a TidingsError), or null. */
+  get lastError() {
+    return this._lastError;
+  }
+
   /** Whether a first page of the inbox has arrived. */
   get loaded() {
     return this._inbox.loaded;

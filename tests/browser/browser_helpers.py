@@ -74,8 +74,16 @@ def free_port() -> int:
 class Server:
     """``tidings serve`` as a subprocess that tests can kill and start again."""
 
-    def __init__(self, workdir: Path, *, port: int | None = None, db: Path | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        port: int | None = None,
+        db: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.workdir = workdir
+        self.extra_env = env or {}
         self.port = port or free_port()
         self.db = db or workdir / "t.db"
         self.process: subprocess.Popen[bytes] | None = None
@@ -94,6 +102,7 @@ class Server:
             "TIDINGS_DEV": "true",
             "TIDINGS_ALLOWED_ORIGINS": "*",
             "TIDINGS_HEARTBEAT": "5",
+            **self.extra_env,
         }
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
@@ -297,7 +306,8 @@ def open_harness(
     page.evaluate(BUILD_PAGE, [HARNESS_STYLE, body, HARNESS_MODULE])
     if wait_status:
         wait_status_is(page, wait_status)
-        page.wait_for_function("window.client.loaded")
+        if wait_status != "closed":
+            page.wait_for_function("window.client.loaded")
     return page
 
 

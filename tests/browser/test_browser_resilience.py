@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_helpers import Server, notification_id, open_harness, wait_status_is
+from browser_helpers import Server, free_port, notification_id, open_harness, wait_status_is
 
 SHADOW = "document.querySelector('tidings-bell').shadowRoot"
 
@@ -205,3 +205,27 @@ def test_half_open_connection_is_detected_by_missed_heartbeats(
     first = notification_id(server.notify(title="after the freeze"))
     wait_events(page, 1)
     assert events(page) == [first]
+
+
+def test_origin_not_allowed_stops_without_hammering(context: Any, tmp_path: Path) -> None:
+    port = free_port()
+    server = Server(
+        tmp_path, port=port, env={"TIDINGS_ALLOWED_ORIGINS": f"http://127.0.0.1:{port}"}
+    ).start()
+    try:
+        sockets: list[str] = []
+
+        def count(ws: Any) -> None:
+            sockets.append(ws.url)
+            ws.connect_to_server()
+
+        context.route_web_socket(re.compile(r".*/ws(\?.*)?$"), count)
+        page = open_harness(
+            context, server, origin=f"http://localhost:{port}", wait_status="closed"
+        )
+        page.wait_for_timeout(2000)
+        assert len(sockets) == 1, "4003 is final: no reconnect loop"
+        assert page.evaluate("window.__events.status") == ["connecting", "closed"]
+        assert page.evaluate("window.client.lastError.code") == "forbidden"
+    finally:
+        server.stop()
