@@ -67,8 +67,10 @@ def test_server_restart_loses_nothing_and_shows_nothing_twice(
     other_dir = tmp_path / "other"
     other_dir.mkdir()
     other = Server(other_dir, db=server.db).start()
-    missed = [notification_id(other.notify(title=f"while down {i}")) for i in range(3)]
-    other.stop()
+    try:
+        missed = [notification_id(other.notify(title=f"while down {i}")) for i in range(3)]
+    finally:
+        other.stop()
     page.wait_for_timeout(1500)  # let the client fail a few reconnects
     assert events(page) == [first]
 
