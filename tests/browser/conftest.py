@@ -34,8 +34,10 @@ def chromium() -> str:
         pytest.skip(f"Chromium unavailable: {exc}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium: str) -> Iterator[Any]:
+    # Module scope, not session: Playwright's sync API keeps an event loop running on
+    # this thread while it is open, and asyncio-based tests after it could not start one.
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
