@@ -306,3 +306,17 @@ def test_client_set_before_the_element_is_defined(context: Any, server: Server) 
     page.wait_for_function("window.client.status === 'open'")
     server.notify(title="late upgrade")
     page.wait_for_function(f"{SHADOW}.querySelector('.badge').textContent === '1'", timeout=10_000)
+
+
+def test_load_older(context: Any, server: Server) -> None:
+    for i in range(25):
+        server.notify(title=f"Old {i}")
+    page = open_harness(context, server, bells='<tidings-bell toasts="off"></tidings-bell>')
+    page.locator("tidings-bell .bell").click()
+    assert page.locator("tidings-bell li").count() == 20
+    assert badge(page) == "25"
+    page.locator("tidings-bell button.more").click()
+    page.wait_for_function(f"{SHADOW}.querySelectorAll('li').length === 25")
+    titles = page.locator("tidings-bell li .title").all_inner_texts()
+    assert titles == [f"Old {i}" for i in range(24, -1, -1)]
+    assert page.locator("tidings-bell button.more").is_hidden()
