@@ -42,6 +42,7 @@ async def _dump(pid: int, outdir: Path, n: int) -> dict[str, Any]:
     return {
         "types": json.loads((outdir / f"{n}.types.json").read_text()),
         "gc": json.loads((outdir / f"{n}.gc.json").read_text()),
+        "sqlite": json.loads((outdir / f"{n}.sqlite.json").read_text()),
         "snapshot": tracemalloc.Snapshot.load(str(snap)) if snap.exists() else None,
     }
 
@@ -64,6 +65,19 @@ def _print_memory(before: dict[str, Any], after: dict[str, Any], n: int, top: in
         print(f"{per:8.2f}  {kind}")
 
 
+def _print_sqlite(before: dict[str, Any], after: dict[str, Any], notifications: int) -> None:
+    calls = after["sqlite"][len(before["sqlite"]) :]
+    if not calls:
+        return
+    print(f"\naiosqlite calls during targeted load: {len(calls):,} "
+          f"({len(calls) / max(notifications, 1):.2f} per notification)")
+    for i, what in enumerate(("wait for the sqlite thread", "run in the sqlite thread",
+                              "wait for the event loop")):
+        s = summary([c[i] * 1000 for c in calls])
+        print(f"  {what:<28} p50 {s['p50']:7.3f}  p90 {s['p90']:7.3f}  p99 {s['p99']:7.3f}  "
+              f"max {s['max']:7.1f} ms; total {sum(c[i] for c in calls):6.2f} s")
+
+
 def _print_gc(before: dict[str, Any], after: dict[str, Any], seconds: float) -> None:
     pauses = after["gc"][len(before["gc"]) :]
     print(f"\ngarbage collections during {seconds:g}s of targeted load:")
@@ -78,6 +92,8 @@ async def probe(args: argparse.Namespace) -> None:
     outdir = Path(tempfile.mkdtemp(prefix="memprobe-"))
     frames = 0 if args.targeted else args.frames
     os.environ.update({"BENCH_MEMPROBE_DIR": str(outdir), "BENCH_MEMPROBE_FRAMES": str(frames)})
+    if args.targeted:
+        os.environ["BENCH_PROBE_AIOSQLITE"] = "1"
     if args.gc_threshold:
         os.environ["BENCH_GC_THRESHOLD"] = args.gc_threshold
     os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -107,6 +123,7 @@ async def probe(args: argparse.Namespace) -> None:
             result = await scenarios.targeted(target, pool, cfg, log)
             third = await _dump(pid, outdir, 3)
             _print_gc(second, third, args.targeted)
+            _print_sqlite(second, third, result["accepted"])
             print("  latency ms:", {k: round(v, 2) for k, v in result["latency_ms"].items()})
             print("  POST ms:   ", {k: round(v, 2) for k, v in summary([]).items()}
                   if not result.get("post_ms") else

@@ -57,6 +57,16 @@ def rss_bytes(pids: list[int]) -> int:
     return total
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time consumed so far by ``pids`` and their descendants."""
+    ticks = 0
+    for pid in tree(pids):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 async def http_get_status(host: str, port: int, path: str, max_wait: float = 2.0) -> int:
     async with asyncio.timeout(max_wait):
         reader, writer = await asyncio.open_connection(host, port)

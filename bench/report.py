@@ -27,6 +27,7 @@ def _get(*path: str) -> Getter:
 METRICS: list[tuple[str, Getter, str, bool]] = [
     ("connections open", _get("idle", "open"), "{:,.0f}", True),
     ("connect rate (conn/s)", _get("idle", "rate"), "{:,.0f}", True),
+    ("connect server CPU (us/conn)", _get("idle", "cpu_us"), "{:,.0f}", False),
     ("idle memory (KiB/conn)", lambda r: _kib(_get("idle", "bytes_per_connection")(r)),
      "{:,.1f}", False),
     ("targeted accepted (/s)", _get("targeted", "achieved_rate"), "{:,.0f}", True),
@@ -37,11 +38,14 @@ METRICS: list[tuple[str, Getter, str, bool]] = [
     ("targeted delivered", _get("targeted", "delivered"), "{:,.0f}", True),
     ("targeted lost (after drain)", _get("targeted", "lost"), "{:,.0f}", False),
     ("targeted duplicated", _get("targeted", "duplicated"), "{:,.0f}", False),
+    ("targeted server CPU (us/notif)", _get("targeted", "cpu_us"), "{:,.0f}", False),
     ("broadcast last (ms, median)", _get("broadcast", "last_ms"), "{:,.1f}", False),
     ("broadcast deliveries/s", _get("broadcast", "rate"), "{:,.0f}", True),
     ("broadcast lost (all runs)", _get("broadcast", "lost"), "{:,.0f}", False),
+    ("broadcast server CPU (us/deliv)", _get("broadcast", "cpu_us"), "{:,.2f}", False),
     ("create (/s, median)", _get("create", "rate"), "{:,.0f}", True),
     ("create errors", _get("create", "errors"), "{:,.0f}", False),
+    ("create server CPU (us/notif)", _get("create", "cpu_us"), "{:,.0f}", False),
 ]
 TIDINGS = ["tidings", "tidings-scaled"]
 PEERS = ["raw", "channels"]

@@ -14,7 +14,7 @@ import jwt
 import orjson
 
 from bench.httpclient import HTTPPool
-from bench.procs import rss_bytes
+from bench.procs import cpu_seconds, rss_bytes
 from bench.stats import curve, median, summary
 from bench.targets import API_KEY, SECRET, Target
 from bench.wsclient import Pool, Sink, open_pool
@@ -120,7 +120,9 @@ async def create(target: Target, cfg: Config, log: Log) -> dict[str, Any]:
         for _ in range(min(200, cfg.create_concurrency * 4)):  # warm-up
             await http.request("POST", CREATE_PATH, bodies[0], HEADERS)
         for r in range(cfg.create_repeats):
+            cpu0 = cpu_seconds(target.pids())
             run = await _create_run(http, bodies, cfg)
+            run["cpu_us"] = (cpu_seconds(target.pids()) - cpu0) * 1e6 / max(run["accepted"], 1)
             runs.append(run)
             log(f"create #{r + 1}: {run['rate']:,.0f}/s, post p99 {run['post_ms']['p99']:.1f} ms"
                 + (f", errors {run['errors']}" if run["errors"] else ""))
@@ -128,6 +130,7 @@ async def create(target: Target, cfg: Config, log: Log) -> dict[str, Any]:
         http.close()
     return {"concurrency": cfg.create_concurrency, "runs": runs,
             "rate": median([r["rate"] for r in runs]),
+            "cpu_us": median([r["cpu_us"] for r in runs]),
             "errors": sum(sum(r["errors"].values()) for r in runs)}
 
 
@@ -141,12 +144,14 @@ async def connect(target: Target, cfg: Config, log: Log) -> tuple[Pool, dict[str
     tokens = tokens_for([f"u{i}" for i in range(cfg.connections)])
     await asyncio.sleep(1.0)
     before = rss_bytes(target.pids())
+    cpu0 = cpu_seconds(target.pids())
     pool = await open_pool(
         cfg.connections, target.endpoints, lambda u: f"/ws?token={tokens[u]}", cfg.sources,
         concurrency=cfg.connect_concurrency, deadline=time.perf_counter() + cfg.connect_timeout,
         progress=lambda d, n: log(f"connected {d:,}/{n:,}"),
     )
     n_open = len(pool.open_indices)
+    cpu_us = (cpu_seconds(target.pids()) - cpu0) * 1e6 / max(n_open, 1)
     log(f"{n_open:,}/{cfg.connections:,} open in {pool.seconds:.1f}s"
         + (f"; failures {pool.errors}" if pool.errors else ""))
     await asyncio.sleep(cfg.settle)
@@ -157,7 +162,7 @@ async def connect(target: Target, cfg: Config, log: Log) -> tuple[Pool, dict[str
     return pool, {
         "requested": cfg.connections, "open": n_open, "failed": cfg.connections - n_open,
         "errors": pool.errors, "seconds": pool.seconds,
-        "rate": n_open / pool.seconds if pool.seconds else 0.0,
+        "rate": n_open / pool.seconds if pool.seconds else 0.0, "cpu_us": cpu_us,
         "rss_before": before, "rss_after": after, "bytes_per_connection": per_conn,
         "server_processes": len(target.pids()),
     }
@@ -196,6 +201,7 @@ async def targeted(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[st
         else:
             errors[f"HTTP {status}"] += 1
 
+    cpu0 = cpu_seconds(target.pids())
     t0 = time.perf_counter() + 0.05
     try:
         for seq in range(total):
@@ -227,6 +233,7 @@ async def targeted(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[st
                 break
             await asyncio.sleep(0.05)
         col.collect()
+        cpu = cpu_seconds(target.pids()) - cpu0
     finally:
         http.close()
     seen: Counter[int] = Counter()
@@ -245,7 +252,7 @@ async def targeted(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[st
         "delivered": len(seen), "lost": lost,
         "duplicated": sum(c - 1 for c in seen.values()), "misrouted": misrouted,
         "unconfirmed": len(seen.keys() - accepted), "errors": dict(errors),
-        "other_frames": dict(col.other),
+        "other_frames": dict(col.other), "cpu_us": cpu * 1e6 / max(len(accepted), 1),
         "latency_ms": summary(latencies), "post_ms": summary(post_ms),
         "latency_curve": curve(latencies),
     }
@@ -273,6 +280,7 @@ async def broadcast(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[s
             pool.sink.reset()
             tag = f"b{r}"
             col = Collector(pool.sink, tag)
+            cpu0 = cpu_seconds(target.pids())
             ts = time.perf_counter()
             status, _ = await http.request(
                 "POST", CREATE_PATH, note_body({"all": True}, {"ts": ts, "seq": r, "k": tag}),
@@ -292,6 +300,7 @@ async def broadcast(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[s
                         break
                 await asyncio.sleep(0.005)
             col.collect()
+            cpu = cpu_seconds(target.pids()) - cpu0
             first: dict[int, float] = {}
             for t, ci, _ in col.hits:
                 first.setdefault(ci, t - ts)
@@ -302,7 +311,7 @@ async def broadcast(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[s
                 "duplicated": len(col.hits) - len(first), "post_ms": post,
                 "last_ms": last, "p50_ms": times[len(times) // 2] if times else float("nan"),
                 "rate": len(first) / (last / 1000) if times and last > 0 else 0.0,
-                "curve": curve(times),
+                "curve": curve(times), "cpu_us": cpu * 1e6 / max(len(first), 1),
             }
             runs.append(run)
             log(f"broadcast #{r + 1}: {len(first):,}/{n_open:,} in {last:.1f} ms "
@@ -317,4 +326,5 @@ async def broadcast(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[s
         "last_ms": median([r["last_ms"] for r in ok]), "rate": median([r["rate"] for r in ok]),
         "lost": sum(r["lost"] for r in ok), "duplicated": sum(r["duplicated"] for r in ok),
         "errors": len(runs) - len(ok), "curve": med.get("curve", []),
+        "cpu_us": median([r["cpu_us"] for r in ok]),
     }
