@@ -28,6 +28,7 @@ METRICS: list[tuple[str, Getter, str, bool]] = [
     ("connections open", _get("idle", "open"), "{:,.0f}", True),
     ("connect rate (conn/s)", _get("idle", "rate"), "{:,.0f}", True),
     ("connect server CPU (us/conn)", _get("idle", "cpu_us"), "{:,.0f}", False),
+    ("idle server CPU (% of a core)", _get("idle", "idle_cpu_pct"), "{:,.1f}", False),
     ("idle memory (KiB/conn)", lambda r: _kib(_get("idle", "bytes_per_connection")(r)),
      "{:,.1f}", False),
     ("targeted accepted (/s)", _get("targeted", "achieved_rate"), "{:,.0f}", True),

@@ -151,11 +151,13 @@ async def connect(target: Target, cfg: Config, log: Log) -> tuple[Pool, dict[str
         progress=lambda d, n: log(f"connected {d:,}/{n:,}"),
     )
     n_open = len(pool.open_indices)
-    cpu_us = (cpu_seconds(target.pids()) - cpu0) * 1e6 / max(n_open, 1)
+    cpu1 = cpu_seconds(target.pids())
+    cpu_us = (cpu1 - cpu0) * 1e6 / max(n_open, 1)
     log(f"{n_open:,}/{cfg.connections:,} open in {pool.seconds:.1f}s"
         + (f"; failures {pool.errors}" if pool.errors else ""))
     await asyncio.sleep(cfg.settle)
     after = rss_bytes(target.pids())
+    idle_cpu = (cpu_seconds(target.pids()) - cpu1) / cfg.settle * 100
     per_conn = (after - before) / n_open if n_open else float("nan")
     log(f"idle: server RSS {before / 2**20:.0f} -> {after / 2**20:.0f} MiB, "
         f"{per_conn / 1024:.1f} KiB/connection")
@@ -163,6 +165,7 @@ async def connect(target: Target, cfg: Config, log: Log) -> tuple[Pool, dict[str
         "requested": cfg.connections, "open": n_open, "failed": cfg.connections - n_open,
         "errors": pool.errors, "seconds": pool.seconds,
         "rate": n_open / pool.seconds if pool.seconds else 0.0, "cpu_us": cpu_us,
+        "idle_cpu_pct": idle_cpu,
         "rss_before": before, "rss_after": after, "bytes_per_connection": per_conn,
         "server_processes": len(target.pids()),
     }
