@@ -44,6 +44,7 @@ METRICS: list[tuple[str, Getter, str, bool]] = [
     ("broadcast deliveries/s", _get("broadcast", "rate"), "{:,.0f}", True),
     ("broadcast lost (all runs)", _get("broadcast", "lost"), "{:,.0f}", False),
     ("broadcast server CPU (us/deliv)", _get("broadcast", "cpu_us"), "{:,.2f}", False),
+    ("broadcast client CPU (us/deliv)", _get("broadcast", "client_cpu_us"), "{:,.2f}", False),
     ("create (/s, median)", _get("create", "rate"), "{:,.0f}", True),
     ("create errors", _get("create", "errors"), "{:,.0f}", False),
     ("create server CPU (us/notif)", _get("create", "cpu_us"), "{:,.0f}", False),

@@ -14,7 +14,7 @@ import jwt
 import orjson
 
 from bench.httpclient import HTTPPool
-from bench.procs import cpu_seconds, rss_bytes
+from bench.procs import cpu_seconds, own_cpu_seconds, rss_bytes
 from bench.stats import curve, median, summary
 from bench.targets import API_KEY, SECRET, Target
 from bench.wsclient import Pool, Sink, open_pool
@@ -283,7 +283,7 @@ async def broadcast(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[s
             pool.sink.reset()
             tag = f"b{r}"
             col = Collector(pool.sink, tag)
-            cpu0 = cpu_seconds(target.pids())
+            cpu0, own0 = cpu_seconds(target.pids()), own_cpu_seconds()
             ts = time.perf_counter()
             status, _ = await http.request(
                 "POST", CREATE_PATH, note_body({"all": True}, {"ts": ts, "seq": r, "k": tag}),
@@ -304,6 +304,7 @@ async def broadcast(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[s
                 await asyncio.sleep(0.005)
             col.collect()
             cpu = cpu_seconds(target.pids()) - cpu0
+            own = own_cpu_seconds() - own0
             first: dict[int, float] = {}
             for t, ci, _ in col.hits:
                 first.setdefault(ci, t - ts)
@@ -315,6 +316,7 @@ async def broadcast(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[s
                 "last_ms": last, "p50_ms": times[len(times) // 2] if times else float("nan"),
                 "rate": len(first) / (last / 1000) if times and last > 0 else 0.0,
                 "curve": curve(times), "cpu_us": cpu * 1e6 / max(len(first), 1),
+                "client_cpu_us": own * 1e6 / max(len(first), 1),
             }
             runs.append(run)
             log(f"broadcast #{r + 1}: {len(first):,}/{n_open:,} in {last:.1f} ms "
@@ -330,4 +332,5 @@ async def broadcast(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[s
         "lost": sum(r["lost"] for r in ok), "duplicated": sum(r["duplicated"] for r in ok),
         "errors": len(runs) - len(ok), "curve": med.get("curve", []),
         "cpu_us": median([r["cpu_us"] for r in ok]),
+        "client_cpu_us": median([r["client_cpu_us"] for r in ok]),
     }
