@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
     realtime.register(app)
     metrics.register(app)
     _health(app, tidings)
-    app.mount("/static", CachedStatic(directory=STATIC), name="static")
+    app.mount("/static", CachedStatic(directory=STATIC, follow_symlink=True), name="static")
     return app
 
 
