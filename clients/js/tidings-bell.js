@@ -56,6 +56,22 @@ const BELL_ICON = '<svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="
 const CHECK_ICON = '<svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" focusable="false"><path fill="currentColor" d="M9.5 16.2 5.3 12l-1.4 1.4 5.6 5.6 11-11-1.4-1.4z"/></svg>';
 const CLOSE_ICON = '<svg viewBox="0 0 24 24" width="14" height="14" aria-hidden="true" focusable="false"><path fill="currentColor" d="M18.3 5.7 12 12l6.3 6.3-1.4 1.4L10.6 13.4 4.3 19.7 2.9 18.3 9.2 12 2.9 5.7 4.3 4.3l6.3 6.3 6.3-6.3z"/></svg>';
 
+// One palette for dark mode, used by the media query and by theme="dark".
+const DARK_PALETTE = `
+  --_bg: var(--tidings-bg, #1d2027);
+  --_fg: var(--tidings-fg, #e9ebef);
+  --_muted: var(--tidings-muted, #a2a9b6);
+  --_border: var(--tidings-border, #343945);
+  --_hover: var(--tidings-hover, #262a33);
+  --_unread-bg: var(--tidings-unread-bg, #1f2a3d);
+  --_accent: var(--tidings-accent, #7aa5ff);
+  --_info: var(--tidings-info, #7aa5ff);
+  --_success: var(--tidings-success, #4cc38a);
+  --_warning: var(--tidings-warning, #f0b43c);
+  --_error: var(--tidings-error, #ff6b6f);
+  --_shadow: var(--tidings-shadow, 0 12px 32px rgba(0, 0, 0, .5), 0 2px 6px rgba(0, 0, 0, .3));
+`;
+
 const STYLE = `
 :host {
   --_font: var(--tidings-font, system-ui, -apple-system, "Segoe UI", Roboto, sans-serif);
@@ -86,35 +102,9 @@ const STYLE = `
   line-height: 1.4;
 }
 @media (prefers-color-scheme: dark) {
-  :host(:not([theme="light"])) {
-    --_bg: var(--tidings-bg, #1d2027);
-    --_fg: var(--tidings-fg, #e9ebef);
-    --_muted: var(--tidings-muted, #a2a9b6);
-    --_border: var(--tidings-border, #343945);
-    --_hover: var(--tidings-hover, #262a33);
-    --_unread-bg: var(--tidings-unread-bg, #1f2a3d);
-    --_accent: var(--tidings-accent, #7aa5ff);
-    --_info: var(--tidings-info, #7aa5ff);
-    --_success: var(--tidings-success, #4cc38a);
-    --_warning: var(--tidings-warning, #f0b43c);
-    --_error: var(--tidings-error, #ff6b6f);
-    --_shadow: var(--tidings-shadow, 0 12px 32px rgba(0, 0, 0, .5), 0 2px 6px rgba(0, 0, 0, .3));
-  }
+  :host(:not([theme="light"])) {${DARK_PALETTE}}
 }
-:host([theme="dark"]) {
-  --_bg: var(--tidings-bg, #1d2027);
-  --_fg: var(--tidings-fg, #e9ebef);
-  --_muted: var(--tidings-muted, #a2a9b6);
-  --_border: var(--tidings-border, #343945);
-  --_hover: var(--tidings-hover, #262a33);
-  --_unread-bg: var(--tidings-unread-bg, #1f2a3d);
-  --_accent: var(--tidings-accent, #7aa5ff);
-  --_info: var(--tidings-info, #7aa5ff);
-  --_success: var(--tidings-success, #4cc38a);
-  --_warning: var(--tidings-warning, #f0b43c);
-  --_error: var(--tidings-error, #ff6b6f);
-  --_shadow: var(--tidings-shadow, 0 12px 32px rgba(0, 0, 0, .5), 0 2px 6px rgba(0, 0, 0, .3));
-}
+:host([theme="dark"]) {${DARK_PALETTE}}
 * { box-sizing: border-box; }
 [hidden] { display: none !important; }
 button { font: inherit; color: inherit; }
