@@ -75,8 +75,10 @@ def table(results: dict[str, Any]) -> str:
         row = [label, *(_fmt(vals[n], fmt) for n in names)]
         for t, p in ratios:
             a, b = vals[t], vals[p]
-            ok = a is not None and b is not None and not math.isnan(a) and not math.isnan(b)
-            row.append(f"{a / b:.3g}" if ok and b else "-")
+            if a is None or b is None or math.isnan(a) or math.isnan(b) or not b:
+                row.append("-")
+            else:
+                row.append(f"{a / b:.3g}")
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
@@ -164,7 +166,8 @@ def chart(path: Path, results: dict[str, Any]) -> bool:
         if bcurve:
             ax2.plot([max(v, 1e-3) for _, v in bcurve], [p for p, _ in bcurve],
                      label=f"{name} (last {res['broadcast']['last_ms']:,.0f} ms)")
-    t = next((r["targeted"] for r in results.values() if "rate" in r.get("targeted", {})), {})
+    t: dict[str, Any] = next(
+        (r["targeted"] for r in results.values() if "rate" in r.get("targeted", {})), {})
     ax1.set_title(f"targeted: publish-to-receipt latency ({t.get('rate', 0):,.0f}/s)")
     ax1.axvline(10, color="grey", ls="--", lw=0.8)
     ax2.set_title("broadcast: time until each client has it (median run)")

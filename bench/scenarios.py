@@ -248,7 +248,7 @@ async def targeted(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[st
             latencies.append((t - data["ts"]) * 1000)
             misrouted += sent_to.get(seq) != ci
     lost = len(accepted - seen.keys())
-    result = {
+    result: dict[str, Any] = {
         "rate": cfg.targeted_rate, "seconds": cfg.targeted_seconds, "connections": len(idx),
         "published": len(sent_to), "accepted": len(accepted),
         "achieved_rate": len(accepted) / send_seconds if send_seconds else 0.0,

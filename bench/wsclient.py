@@ -51,7 +51,7 @@ class WSClient(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        transport.write(self.request)
+        self.transport.write(self.request)  # type: ignore[union-attr]
 
     def data_received(self, data: bytes) -> None:
         if self.upgraded and not self.buf and len(data) > 2 and data[0] == 0x81:

@@ -15,6 +15,7 @@ import signal
 import time
 import tracemalloc
 from collections import Counter
+from typing import Any
 
 _dir = os.environ.get("BENCH_MEMPROBE_DIR")
 _frames = int(os.environ.get("BENCH_MEMPROBE_FRAMES", "1"))
@@ -38,11 +39,11 @@ def _patch_aiosqlite() -> None:
 
     original = core.Connection._execute
 
-    async def _execute(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    async def _execute(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
         submitted = time.perf_counter()
         span: list[float] = []
 
-        def timed():  # type: ignore[no-untyped-def]
+        def timed() -> Any:
             span.append(time.perf_counter())
             try:
                 return fn(*args, **kwargs)
@@ -56,12 +57,12 @@ def _patch_aiosqlite() -> None:
                 done = time.perf_counter()
                 _sqlite.append((span[0] - submitted, span[1] - span[0], done - span[1]))
 
-    core.Connection._execute = _execute
+    core.Connection._execute = _execute  # type: ignore[method-assign]
 
 
 def _dump(signum: int, frame: object) -> None:
     _count[0] += 1
-    base = os.path.join(_dir, str(_count[0]))
+    base = os.path.join(_dir or ".", str(_count[0]))
     with open(base + ".sqlite.json", "w") as fh:
         json.dump(_sqlite, fh)
     with open(base + ".gc.json", "w") as fh:
