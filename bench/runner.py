@@ -30,7 +30,7 @@ async def phase(
     if remaining < 5:
         progress(target.name, f"{name}: skipped (time budget)")
         return {"skipped": "time budget"}
-    pids = target.pids() if target.name.startswith("tidings") else []
+    pids = [s.pid for s in target.servers if s.alive()] if target.name.startswith("tidings") else []
     try:
         async with asyncio.timeout(remaining), profiler.phase(target.name, name, pids):
             return await run()

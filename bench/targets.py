@@ -75,23 +75,76 @@ class RawTarget(Target):
         await self._start_servers([argv], base_env())
 
 
-async def flush_redis(db: int) -> None:
+async def flush_redis(url: str) -> None:
     import redis.asyncio as aioredis
 
-    client = aioredis.from_url(f"{REDIS_HOST}/{db}")
+    client = aioredis.from_url(url)
     try:
         await client.flushdb()
     finally:
         await client.aclose()
 
 
+class PrivateRedis:
+    """A throw-away redis-server on a free port, so the run never touches the shared
+    Redis (pub/sub channels are global across its databases). Falls back to the shared
+    server's database ``fallback_db`` (flushed) when redis-server is not installed."""
+
+    def __init__(self, workdir: Path, fallback_db: int) -> None:
+        self.workdir, self.fallback_db = workdir, fallback_db
+        self.proc: asyncio.subprocess.Process | None = None
+        self.url = f"{REDIS_HOST}/{fallback_db}"
+
+    async def start(self) -> str:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            await flush_redis(self.url)
+            return self.url
+        port = free_port()
+        self.proc = await asyncio.create_subprocess_exec(
+            exe, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
+            "--dir", str(self.workdir), stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
+        )
+        self.url = f"redis://{HOST}:{port}/0"
+        for _ in range(100):
+            with contextlib.suppress(Exception):
+                await flush_redis(self.url)
+                return self.url
+            await asyncio.sleep(0.1)
+        raise TargetUnavailable("private redis-server did not start")
+
+    def pids(self) -> list[int]:
+        return [self.proc.pid] if self.proc is not None and self.proc.returncode is None else []
+
+    async def stop(self) -> None:
+        if self.proc is None:
+            with contextlib.suppress(Exception):
+                await flush_redis(self.url)
+            return
+        if self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
 class ChannelsTarget(Target):
-    redis_db = 7
+    """daphne + the Channels peer; its private Redis counts as part of the server."""
+
+    def __init__(self, name: str, label: str, workdir: Path) -> None:
+        super().__init__(name, label, workdir)
+        self.redis = PrivateRedis(workdir, fallback_db=7)
+
+    def pids(self) -> list[int]:
+        return super().pids() + self.redis.pids()
 
     async def start(self) -> None:
         if shutil.which("daphne", path=str(BIN)) is None:
             raise TargetUnavailable("daphne missing: pip install -r bench/requirements.txt")
-        await flush_redis(self.redis_db)
+        redis_url = await self.redis.start()
         port = free_port()
         self.endpoints = [(HOST, port)]
         env = base_env()
@@ -99,7 +152,7 @@ class ChannelsTarget(Target):
             {
                 "DJANGO_SETTINGS_MODULE": "bench.peers.channels.settings",
                 "BENCH_CHANNELS_DB": str(self.workdir / "channels.sqlite3"),
-                "BENCH_CHANNELS_REDIS": f"{REDIS_HOST}/{self.redis_db}",
+                "BENCH_CHANNELS_REDIS": redis_url,
             }
         )
         migrate = await asyncio.create_subprocess_exec(
@@ -115,20 +168,22 @@ class ChannelsTarget(Target):
 
     async def stop(self) -> None:
         await super().stop()
-        with contextlib.suppress(Exception):
-            await flush_redis(self.redis_db)
+        await self.redis.stop()
 
 
 class TidingsTarget(Target):
     """``tidings serve``: embedded (SQLite + memory) or scaled (PostgreSQL + Redis, 2 procs)."""
 
     def __init__(self, name: str, label: str, workdir: Path, scaled: bool = False,
-                 processes: int = 2, redis_db: int = 6) -> None:
+                 processes: int = 2) -> None:
         super().__init__(name, label, workdir)
         self.scaled = scaled
         self.processes = processes if scaled else 1
-        self.redis_db = redis_db
+        self.redis = PrivateRedis(workdir, fallback_db=6)
         self.pg_db = f"tidings_bench_{os.getpid()}"
+
+    def pids(self) -> list[int]:
+        return super().pids() + (self.redis.pids() if self.scaled else [])
 
     async def start(self) -> None:
         exe = BIN / "tidings"
@@ -140,9 +195,8 @@ class TidingsTarget(Target):
                     "TIDINGS_DEV": "false"})
         if self.scaled:
             await self._create_pg()
-            await flush_redis(self.redis_db)
             env["TIDINGS_DATABASE_URL"] = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.pg_db}"
-            env["TIDINGS_BROKER_URL"] = f"{REDIS_HOST}/{self.redis_db}"
+            env["TIDINGS_BROKER_URL"] = await self.redis.start()
         else:
             db = self.workdir / "tidings.db"
             remove_files([Path(f"{db}{suffix}") for suffix in ("", "-wal", "-shm")])
@@ -177,8 +231,7 @@ class TidingsTarget(Target):
                     await conn.execute(f'DROP DATABASE IF EXISTS "{self.pg_db}" WITH (FORCE)')
                 finally:
                     await conn.close()
-            with contextlib.suppress(Exception):
-                await flush_redis(self.redis_db)
+            await self.redis.stop()
 
 
 def remove_files(paths: list[Path]) -> None:
