@@ -66,6 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--strict", action="store_true", help="exit 1 when a target check fails")
     p.add_argument("--profile", action="store_true",
                    help="sample tidings servers with py-spy per phase (into OUT/profiles)")
+    p.add_argument("--tidings-rev", metavar="REV",
+                   help="run tidings from git revision REV (e.g. HEAD) instead of the "
+                        "working tree")
     p.add_argument("--no-install", action="store_true", help="do not pip-install requirements")
     return p.parse_args(argv)
 
@@ -87,10 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile and profiler.exe is None:
         print("--profile: py-spy not found (pip install py-spy); profiling off", flush=True)
     workdir = args.out / "tmp"
+    tidings_rev = "working tree"
+    if args.tidings_rev:
+        from bench.targets import use_tidings_revision
+
+        tidings_rev = use_tidings_revision(args.tidings_rev, workdir)
     started = time.time()
     print(f"bench: targets {', '.join(names)}; {cfg.connections:,} connections, "
           f"{cfg.targeted_rate:,.0f}/s for {cfg.targeted_seconds:g}s, "
-          f"{cfg.broadcast_repeats} broadcasts; budget {args.budget:.0f}s", flush=True)
+          f"{cfg.broadcast_repeats} broadcasts; budget {args.budget:.0f}s; "
+          f"tidings from {tidings_rev}", flush=True)
     try:
         import uvloop
 
@@ -105,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(),
         "seconds": round(time.time() - started, 1), "smoke": args.smoke,
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
-        "config": asdict(cfg), "results": results,
+        "config": asdict(cfg), "tidings": tidings_rev, "results": results,
         "checks": [{"check": d, "passed": ok, "detail": det} for d, ok, det in items],
         "profiles": profiler.summaries,
     }

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,27 @@ API_KEY = "bench-key"
 HOST = "127.0.0.1"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_HOST = "redis://127.0.0.1:6379"
+TIDINGS_SRC: Path | None = None
+"""Where the tidings package is imported from; None: the working tree (editable install)."""
+
+
+def use_tidings_revision(rev: str, workdir: Path) -> str:
+    """Export ``src/`` at git revision ``rev`` and run tidings servers from it.
+
+    Shields a run from half-finished edits in a checkout shared with other people.
+    Returns the full commit id.
+    """
+    global TIDINGS_SRC
+    sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", rev], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    dest = workdir / f"tidings-{sha[:12]}"
+    if not (dest / "src" / "tidings").exists():
+        dest.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", sha, "src"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    TIDINGS_SRC = dest / "src"
+    return sha
 
 
 @dataclass
@@ -190,6 +212,8 @@ class TidingsTarget(Target):
         if not exe.exists():
             raise TargetUnavailable(f"{exe} not found (pip install -e . in the venv)")
         env = base_env()
+        if TIDINGS_SRC is not None:
+            env["PYTHONPATH"] = os.pathsep.join([str(TIDINGS_SRC), env["PYTHONPATH"]])
         env.update({"TIDINGS_MAX_CONNECTIONS_PER_USER": "50", "TIDINGS_OUTBOX_SIZE": "10000",
                     "TIDINGS_SECRETS_FILE": str(self.workdir / "secrets.json"),
                     "TIDINGS_DEV": "false"})
