@@ -7,10 +7,13 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from tidings.store.inline_sqlite import inline_connector
+
 
 def create_engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
     """Return (reader, writer). They are the same engine except on SQLite.
 
+    SQLite reads run inline on the event loop (see :mod:`tidings.store.inline_sqlite`).
     SQLite allows one writer: the writer engine has one connection and opens its
     transactions with ``BEGIN IMMEDIATE`` so the write lock is taken before the id
     counter is read, never upgraded halfway (which could fail with SQLITE_BUSY).
@@ -18,7 +21,9 @@ def create_engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
     if not url.startswith("sqlite"):
         engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
         return engine, engine
-    reader = create_async_engine(url, pool_size=4, max_overflow=4)
+    reader = create_async_engine(
+        url, pool_size=4, max_overflow=4, async_creator=inline_connector(url)
+    )
     writer = create_async_engine(url, pool_size=1, max_overflow=0)
     _configure_sqlite(reader, begin="BEGIN")
     _configure_sqlite(writer, begin="BEGIN IMMEDIATE")
@@ -29,7 +34,8 @@ def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below decide how transactions start.
-        dbapi_connection.isolation_level = None
+        if dbapi_connection.isolation_level is not None:  # inline readers start with None
+            dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
