@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections import deque
+from collections.abc import Callable
 
 from tidings import ids
 from tidings.errors import CloseCode
@@ -87,6 +88,7 @@ class Connection:
         self._limit = outbox_size
         self._outbox: deque[Item] = deque()
         self._held: deque[Item] | None = None
+        self._direct: Callable[[bytes], bool] | None = None
         self._ready = asyncio.Event()
         self._resync = asyncio.Event()
         self._closed = asyncio.Event()
@@ -105,6 +107,10 @@ class Connection:
     @property
     def holding(self) -> bool:
         return self._held is not None
+
+    @property
+    def writes_directly(self) -> bool:
+        return self._direct is not None
 
     def resume_point(self) -> str:
         """The id after which this connection may have missed notifications."""
@@ -133,9 +139,22 @@ class Connection:
             return False
         return self._enqueue(frame, notification_id)
 
+    def write_directly(self, writer: Callable[[bytes], bool]) -> None:
+        """Hand frames straight to ``writer`` instead of queueing them for a writer task.
+
+        ``writer`` must not block; it returns False when the client is too far behind,
+        and the connection then closes as a slow consumer.
+        """
+        self._direct = writer
+
     def _enqueue(self, frame: bytes, notification_id: str | None) -> bool:
         if notification_id is not None and not self.seen.add(notification_id):
             return True
+        if self._direct is not None:
+            if self._direct(frame):
+                return True
+            self.close(CloseCode.SLOW_CONSUMER, "too far behind")
+            return False
         if len(self._outbox) >= self._limit:
             self.close(CloseCode.SLOW_CONSUMER, "outbox full")
             return False

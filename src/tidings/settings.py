@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     outbox_size: int = Field(
         1_000, ge=1, description="frames queued per connection before it is dropped as slow"
     )
+    outbox_bytes: int = Field(
+        1_048_576,
+        ge=65_536,
+        description="bytes a WebSocket client may fall behind before it is dropped as slow",
+    )
     resume_limit: int = Field(
         500, ge=1, description="most notifications replayed on resume; beyond, client refetches"
     )

@@ -25,6 +25,7 @@ from tidings.settings import Settings
 from tidings.web import api, errors, metrics, realtime
 from tidings.web.fastpath import CreateFastPath
 from tidings.web.responses import JSONResponse
+from tidings.web.wsdirect import ExposeRawSend
 
 STATIC = Path(__file__).parent / "static"
 
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
     errors.install(app)
     app.add_middleware(errors.BodyLimit, limit=settings.max_request_bytes)
     app.add_middleware(CreateFastPath, tidings=tidings)
+    app.add_middleware(ExposeRawSend)
     if settings.allowed_origins:
         # Browsers on those origins may call the end-user API and open SSE streams.
         # Credentials travel as bearer tokens, never cookies, so no allow_credentials.

@@ -19,6 +19,7 @@ from tidings import protocol
 from tidings.connection import ConnectionClosed
 from tidings.errors import CloseCode, TidingsError
 from tidings.web.session import Refused, Session, admit, cancel
+from tidings.web.wsdirect import direct_writer
 
 if TYPE_CHECKING:
     from tidings.app import App
@@ -45,6 +46,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await _close(websocket, CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
         return
     conn = app.hub.connection(principal, after=after, transport="ws")
+    writer = direct_writer(websocket.scope, limit=app.settings.outbox_bytes)
+    if writer is not None:
+        conn.write_directly(writer)
     session = Session(app, conn)
     await _serve(websocket, session, after)
 
@@ -61,11 +65,12 @@ async def _serve(websocket: WebSocket, session: Session, after: str | None) -> N
             log.warning("connection %s could not start: %s", conn.id, exc)
             conn.close(CloseCode.SERVICE_RESTART, "temporarily unavailable")
         tasks = [
-            asyncio.create_task(_write(websocket, session)),
             asyncio.create_task(_read(websocket, session, heartbeat)),
             asyncio.create_task(session.tick_forever(heartbeat, silence_kills=True)),
             asyncio.create_task(session.resync_forever()),
         ]
+        if not conn.writes_directly:
+            tasks.append(asyncio.create_task(_write(websocket, session)))
         closed = asyncio.create_task(conn.wait_closed())
         await asyncio.wait([*tasks, closed], return_when=asyncio.FIRST_COMPLETED)
         tasks.append(closed)

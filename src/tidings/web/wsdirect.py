@@ -1,0 +1,81 @@
+"""Write server frames straight to the socket, encoded once per fan-out.
+
+Measured on a 10,000-connection broadcast, a frame sent through Starlette, uvicorn
+and the websockets library cost four times what writing it to the transport costs:
+a task wake-up per connection, a bytes→str→bytes round trip, and a frame built anew
+for every socket. Server frames are unmasked, so the bytes of a frame are the same for
+every client: :func:`text_frame` builds them once per payload and the hub's fan-out
+hands the same payload object to every connection.
+
+Only data frames take this path, and only on uvicorn's websockets-sansio protocol
+(the one ``tidings serve`` runs), which keeps no state about data frames it did not
+send. Handshake, close and control frames still go through the ASGI interface. On any
+other server the transport falls back to the ASGI ``send``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+RAW_SEND = "tidings.raw_send"
+"""Scope key under which :class:`ExposeRawSend` leaves the server's own ``send``."""
+
+_cache: tuple[bytes, bytes] = (b"", b"\x81\x00")
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, final WebSocket text frame; the last one built is reused."""
+    global _cache
+    cached_payload, cached_frame = _cache
+    if payload is cached_payload:
+        return cached_frame
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 65_536:
+        header = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, size)
+    frame = header + payload
+    _cache = (payload, frame)
+    return frame
+
+
+class ExposeRawSend:
+    """ASGI middleware: remember the server's ``send`` before the framework wraps it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            scope[RAW_SEND] = send
+        await self.app(scope, receive, send)
+
+
+def direct_writer(scope: Scope, *, limit: int) -> Callable[[bytes], bool] | None:
+    """A non-blocking writer for an accepted WebSocket, or None if this server has none.
+
+    The writer returns False when more than ``limit`` bytes wait in the transport's
+    buffer: the client is not reading, and the caller drops it as a slow consumer.
+    """
+    protocol: Any = getattr(scope.get(RAW_SEND), "__self__", None)
+    if type(protocol).__name__ != "WebSocketsSansIOProtocol":
+        return None
+    transport = getattr(protocol, "transport", None)
+    if transport is None or not getattr(protocol, "handshake_complete", False):
+        return None
+
+    def write(payload: bytes) -> bool:
+        if protocol.close_sent or transport.is_closing():
+            return True  # closing already: the close path reports how it ended
+        if transport.get_write_buffer_size() > limit:
+            return False
+        transport.write(text_frame(payload))
+        return True
+
+    return write
