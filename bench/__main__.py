@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tidings_rev:
         from bench.targets import use_tidings_revision
 
-        tidings_rev = use_tidings_revision(args.tidings_rev, workdir)
+        tidings_rev = use_tidings_revision(args.tidings_rev)
     started = time.time()
     print(f"bench: targets {', '.join(names)}; {cfg.connections:,} connections, "
           f"{cfg.targeted_rate:,.0f}/s for {cfg.targeted_seconds:g}s, "

@@ -26,7 +26,7 @@ def py_spy() -> str | None:
     return str(here) if here.exists() else shutil.which("py-spy")
 
 
-def summarize(collapsed: str, top: int = 25) -> dict[str, Any]:
+def summarize(collapsed: str, top: int = 40) -> dict[str, Any]:
     """Inclusive and self sample shares per function from py-spy's collapsed output."""
     inclusive: Counter[str] = Counter()
     leaf: Counter[str] = Counter()
@@ -45,11 +45,37 @@ def summarize(collapsed: str, top: int = 25) -> dict[str, Any]:
             inclusive[f] += count
         leaf[frames[-1]] += count
     share = lambda c: round(100 * c / total, 1) if total else 0.0  # noqa: E731
+    ours = [(f, c) for f, c in inclusive.most_common() if "tidings/" in f][:top]
     return {
         "samples": total,
         "inclusive_pct": [[f, share(c)] for f, c in inclusive.most_common(top)],
+        "tidings_pct": [[f, share(c)] for f, c in ours],
         "self_pct": [[f, share(c)] for f, c in leaf.most_common(top)],
     }
+
+
+def write_summary(path: Path, summary: dict[str, Any]) -> None:
+    """The human-readable ``*.top.txt`` next to the collapsed stacks."""
+    def block(title: str, key: str) -> str:
+        return f"{title}:\n" + "\n".join(f"{p:5.1f}%  {f}" for f, p in summary[key]) + "\n"
+
+    path.write_text(
+        f"{summary['samples']} samples of the GIL-holding thread\n\n"
+        + block("inclusive (any frame)", "inclusive_pct") + "\n"
+        + block("inclusive, tidings functions", "tidings_pct") + "\n"
+        + block("self (leaf frame)", "self_pct"))
+
+
+def main() -> None:
+    """``python -m bench.profile DIR``: rewrite the summaries of DIR's collapsed stacks."""
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
+    groups: dict[str, list[Path]] = {}
+    for f in sorted(folder.glob("*.collapsed")):
+        groups.setdefault(f.stem.rsplit("-", 1)[0], []).append(f)
+    for name, files in groups.items():
+        write_summary(folder / f"{name}.top.txt",
+                      summarize("\n".join(f.read_text() for f in files)))
+        print(folder / f"{name}.top.txt")
 
 
 class Profiler:
@@ -91,8 +117,8 @@ class Profiler:
             text = "\n".join(f.read_text() for f in files if f.exists())
             summary = summarize(text)
             self.summaries[f"{target}/{phase}"] = summary
-            lines = [f"{pct:5.1f}%  {fn}" for fn, pct in summary["inclusive_pct"]]
-            (self.outdir / f"{target}-{phase}.top.txt").write_text(
-                f"{summary['samples']} samples\n\ninclusive:\n" + "\n".join(lines)
-                + "\n\nself:\n" + "\n".join(f"{p:5.1f}%  {f}" for f, p in summary["self_pct"])
-                + "\n")
+            write_summary(self.outdir / f"{target}-{phase}.top.txt", summary)
+
+
+if __name__ == "__main__":
+    main()

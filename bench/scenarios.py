@@ -255,6 +255,7 @@ async def targeted(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[st
         "delivered": len(seen), "lost": lost,
         "duplicated": sum(c - 1 for c in seen.values()), "misrouted": misrouted,
         "unconfirmed": len(seen.keys() - accepted), "errors": dict(errors),
+        "connections_closed": pool.sink.closed,
         "other_frames": dict(col.other), "cpu_us": cpu * 1e6 / max(len(accepted), 1),
         "latency_ms": summary(latencies), "post_ms": summary(post_ms),
         "latency_curve": curve(latencies),
@@ -332,5 +333,6 @@ async def broadcast(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[s
         "lost": sum(r["lost"] for r in ok), "duplicated": sum(r["duplicated"] for r in ok),
         "errors": len(runs) - len(ok), "curve": med.get("curve", []),
         "cpu_us": median([r["cpu_us"] for r in ok]),
+        "connections_closed": pool.sink.closed,
         "client_cpu_us": median([r["client_cpu_us"] for r in ok]),
     }

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ TIDINGS_SRC: Path | None = None
 """Where the tidings package is imported from; None: the working tree (editable install)."""
 
 
-def use_tidings_revision(rev: str, workdir: Path) -> str:
+def use_tidings_revision(rev: str) -> str:
     """Export ``src/`` at git revision ``rev`` and run tidings servers from it.
 
     Shields a run from half-finished edits in a checkout shared with other people.
@@ -33,7 +34,7 @@ def use_tidings_revision(rev: str, workdir: Path) -> str:
     global TIDINGS_SRC
     sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", rev], check=True,
                          capture_output=True, text=True).stdout.strip()
-    dest = workdir / f"tidings-{sha[:12]}"
+    dest = Path(tempfile.gettempdir()) / "tidings-bench-src" / sha[:12]
     if not (dest / "src" / "tidings").exists():
         dest.mkdir(parents=True, exist_ok=True)
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", sha, "src"],
