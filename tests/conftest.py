@@ -88,7 +88,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[SqlStore]:
     """An empty, migrated store: the same suite runs on SQLite and PostgreSQL."""
-    store = SqlStore(database_url, max_age_ms=30 * 86_400_000, max_items=1000)
+    # SQLite runs as in one server process (inline writes); PostgreSQL as always.
+    sole_writer = database_url.startswith("sqlite")
+    store = SqlStore(
+        database_url, max_age_ms=30 * 86_400_000, max_items=1000, sole_writer=sole_writer
+    )
     await upgrade(store.writer)
     await truncate(store)
     yield store

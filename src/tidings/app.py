@@ -26,6 +26,8 @@ class App:
             settings.database_url,
             max_age_ms=settings.retention_max_age_ms,
             max_items=settings.retention_max_items,
+            # One server process owns an SQLite file: its writes need no thread.
+            sole_writer=settings.workers == 1,
         )
         self.broker = create_broker(settings.broker_url)
         self.hub = Hub(broker=self.broker, outbox_size=settings.outbox_size)

@@ -10,13 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from tidings.store.inline_sqlite import inline_connector
 
 
-def create_engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
+def create_engines(url: str, *, sole_writer: bool = False) -> tuple[AsyncEngine, AsyncEngine]:
     """Return (reader, writer). They are the same engine except on SQLite.
 
-    SQLite reads run inline on the event loop (see :mod:`tidings.store.inline_sqlite`).
-    SQLite allows one writer: the writer engine has one connection and opens its
-    transactions with ``BEGIN IMMEDIATE`` so the write lock is taken before the id
-    counter is read, never upgraded halfway (which could fail with SQLITE_BUSY).
+    SQLite reads run inline on the event loop (see :mod:`tidings.store.inline_sqlite`);
+    so do writes when this process is the database's ``sole_writer``, for then nothing
+    can make the write lock wait. SQLite allows one writer: the writer engine has one
+    connection and opens its transactions with ``BEGIN IMMEDIATE`` so the write lock is
+    taken before the id counter is read, never upgraded halfway (which could fail with
+    SQLITE_BUSY).
     """
     if not url.startswith("sqlite"):
         engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
@@ -24,7 +26,8 @@ def create_engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
     reader = create_async_engine(
         url, pool_size=4, max_overflow=4, async_creator=inline_connector(url)
     )
-    writer = create_async_engine(url, pool_size=1, max_overflow=0)
+    writer_options: dict[str, Any] = {"async_creator": inline_connector(url)} if sole_writer else {}
+    writer = create_async_engine(url, pool_size=1, max_overflow=0, **writer_options)
     _configure_sqlite(reader, begin="BEGIN")
     _configure_sqlite(writer, begin="BEGIN IMMEDIATE")
     return reader, writer

@@ -9,6 +9,7 @@ no receipt marks it read.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,9 +67,11 @@ class ReadState:
 class SqlStore:
     """Persistence and read state. Every method translates database errors to Unavailable."""
 
-    def __init__(self, url: str, *, max_age_ms: int, max_items: int) -> None:
+    def __init__(
+        self, url: str, *, max_age_ms: int, max_items: int, sole_writer: bool = False
+    ) -> None:
         self.url = url
-        self.reader, self.writer = create_engines(url)
+        self.reader, self.writer = create_engines(url, sole_writer=sole_writer)
         self.max_age_ms = max_age_ms
         self.max_items = max_items
         self.is_postgres = self.writer.dialect.name == "postgresql"
@@ -191,43 +194,39 @@ class SqlStore:
             return await self._sweep(now_ms)
 
     async def _sweep(self, now_ms: int) -> int:
-        """Each step finds its rows through an index; no step scans a whole table twice."""
+        """Find through indexes, then delete in small transactions that let others in."""
         oldest_kept = ids.floor_for_ms(now_ms - self.max_age_ms)
+        too_old = or_(notifications.c.id < oldest_kept, notifications.c.expires_at <= now_ms)
+        async with self.reader.connect() as conn:
+            doomed = [
+                row[0] for row in await conn.execute(select(notifications.c.id).where(too_old))
+            ]
         async with self.writer.begin() as conn:
-            expired = await conn.execute(
-                select(notifications.c.id).where(
-                    or_(notifications.c.id < oldest_kept, notifications.c.expires_at <= now_ms)
-                )
-            )
-            doomed = [row[0] for row in expired]
             doomed += await self._over_the_cap(conn)
-            removed = 0
-            for start in range(0, len(doomed), DELETE_CHUNK):
-                chunk = doomed[start : start + DELETE_CHUNK]
-                unreferenced = notifications.c.id.in_(chunk) & ~exists().where(
-                    targets.c.notification_id == notifications.c.id,
-                    targets.c.notification_id.in_(chunk),
-                )
-                gone = [
-                    row[0]
-                    for row in await conn.execute(
-                        select(notifications.c.id).where(
-                            or_(
-                                unreferenced,
-                                notifications.c.id < oldest_kept,
-                                notifications.c.expires_at <= now_ms,
-                            ),
-                            notifications.c.id.in_(chunk),
-                        )
-                    )
-                ]
-                if not gone:
-                    continue
-                await conn.execute(delete(targets).where(targets.c.notification_id.in_(gone)))
-                await conn.execute(delete(receipts).where(receipts.c.notification_id.in_(gone)))
-                await conn.execute(delete(notifications).where(notifications.c.id.in_(gone)))
-                removed += len(gone)
+        removed = 0
+        for start in range(0, len(doomed), DELETE_CHUNK):
+            chunk = doomed[start : start + DELETE_CHUNK]
+            async with self.writer.begin() as conn:
+                removed += await self._delete_unreachable(conn, chunk, too_old)
+            await asyncio.sleep(0)
         return removed
+
+    async def _delete_unreachable(
+        self, conn: AsyncConnection, chunk: list[int], too_old: ColumnElement[bool]
+    ) -> int:
+        """Delete the notifications of ``chunk`` that expired or lost all their targets."""
+        targetless = ~exists().where(targets.c.notification_id == notifications.c.id)
+        found = await conn.execute(
+            select(notifications.c.id).where(
+                notifications.c.id.in_(chunk), or_(too_old, targetless)
+            )
+        )
+        gone = [row[0] for row in found]
+        if gone:
+            await conn.execute(delete(targets).where(targets.c.notification_id.in_(gone)))
+            await conn.execute(delete(receipts).where(receipts.c.notification_id.in_(gone)))
+            await conn.execute(delete(notifications).where(notifications.c.id.in_(gone)))
+        return len(gone)
 
     async def _over_the_cap(self, conn: AsyncConnection) -> list[int]:
         """Drop targets beyond the newest ``max_items`` of each audience; return their ids."""
