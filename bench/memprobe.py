@@ -24,7 +24,7 @@ from typing import Any
 from bench import scenarios
 from bench.procs import rss_bytes
 from bench.stats import summary
-from bench.targets import make_target
+from bench.targets import make_target, use_tidings_revision
 from bench.wsclient import open_pool
 
 SITE = Path(__file__).resolve().parent / "memprobe_site"
@@ -98,6 +98,8 @@ async def probe(args: argparse.Namespace) -> None:
         os.environ["BENCH_GC_THRESHOLD"] = args.gc_threshold
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(SITE), os.environ.get("PYTHONPATH")) if p)
+    if args.tidings_rev:
+        print(f"tidings from {use_tidings_revision(args.tidings_rev)}")
     target = make_target(args.target, outdir)
     await target.start()
     pool = None
@@ -142,6 +144,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=1, help="tracemalloc depth (0 = off)")
     p.add_argument("--targeted", type=float, default=0.0, help="seconds of targeted load")
     p.add_argument("--rate", type=float, default=1000.0)
+    p.add_argument("--tidings-rev", metavar="REV", help="run tidings from git revision REV")
     p.add_argument("--gc-threshold", help="e.g. 700,10,1000 (gc.set_threshold in the server)")
     asyncio.run(probe(p.parse_args()))
 
