@@ -48,6 +48,7 @@ METRICS: list[tuple[str, Getter, str, bool]] = [
     ("create (/s, median)", _get("create", "rate"), "{:,.0f}", True),
     ("create errors", _get("create", "errors"), "{:,.0f}", False),
     ("create server CPU (us/notif)", _get("create", "cpu_us"), "{:,.0f}", False),
+    ("create client CPU (us/notif)", _get("create", "client_cpu_us"), "{:,.0f}", False),
 ]
 TIDINGS = ["tidings", "tidings-scaled"]
 PEERS = ["raw", "channels"]

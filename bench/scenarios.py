@@ -120,9 +120,10 @@ async def create(target: Target, cfg: Config, log: Log) -> dict[str, Any]:
         for _ in range(min(200, cfg.create_concurrency * 4)):  # warm-up
             await http.request("POST", CREATE_PATH, bodies[0], HEADERS)
         for r in range(cfg.create_repeats):
-            cpu0 = cpu_seconds(target.pids())
+            cpu0, own0 = cpu_seconds(target.pids()), own_cpu_seconds()
             run = await _create_run(http, bodies, cfg)
             run["cpu_us"] = (cpu_seconds(target.pids()) - cpu0) * 1e6 / max(run["accepted"], 1)
+            run["client_cpu_us"] = (own_cpu_seconds() - own0) * 1e6 / max(run["accepted"], 1)
             runs.append(run)
             log(f"create #{r + 1}: {run['rate']:,.0f}/s, post p99 {run['post_ms']['p99']:.1f} ms"
                 + (f", errors {run['errors']}" if run["errors"] else ""))
@@ -131,6 +132,7 @@ async def create(target: Target, cfg: Config, log: Log) -> dict[str, Any]:
     return {"concurrency": cfg.create_concurrency, "runs": runs,
             "rate": median([r["rate"] for r in runs]),
             "cpu_us": median([r["cpu_us"] for r in runs]),
+            "client_cpu_us": median([r["client_cpu_us"] for r in runs]),
             "errors": sum(sum(r["errors"].values()) for r in runs)}
 
 
