@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import threading
@@ -15,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
 from starlette.middleware.cors import CORSMiddleware
 from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
 from tidings import __version__
 from tidings.app import App
@@ -32,6 +33,16 @@ STATIC = Path(__file__).parent / "static"
 DESCRIPTION = """Real-time notifications: persisted inboxes pushed live over WebSocket
 (`/ws`) and Server-Sent Events (`/api/v1/me/stream`). Backends authenticate with an API
 key, end users with a JWT; both as `Authorization: Bearer ...`."""
+
+
+class CrossOrigin(CORSMiddleware):
+    """CORS that stays out of the way of requests without an ``Origin`` (backends)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not any(name == b"origin" for name, _ in scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 class CachedStatic(StaticFiles):
@@ -54,6 +65,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await tidings.start(migrate=migrate)
+        tune_garbage_collector()
         restore = _close_streams_on_sigterm(tidings)
         try:
             yield
@@ -70,25 +82,38 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
     app.state.tidings = tidings
     errors.install(app)
     app.add_middleware(errors.BodyLimit, limit=settings.max_request_bytes)
-    app.add_middleware(CreateFastPath, tidings=tidings)
     app.add_middleware(ExposeRawSend)
     if settings.allowed_origins:
         # Browsers on those origins may call the end-user API and open SSE streams.
         # Credentials travel as bearer tokens, never cookies, so no allow_credentials.
         app.add_middleware(
-            CORSMiddleware,
+            CrossOrigin,
             allow_origins=settings.allowed_origins,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
             expose_headers=["Idempotent-Replayed"],
             max_age=600,
         )
+    # Outermost: backends' creates skip every layer they do not need.
+    app.add_middleware(CreateFastPath, tidings=tidings)
     app.include_router(api.router)
     realtime.register(app)
     metrics.register(app)
     _health(app, tidings)
     app.mount("/static", CachedStatic(directory=STATIC, follow_symlink=True), name="static")
     return app
+
+
+def tune_garbage_collector() -> None:
+    """Keep full collections rare: with 10,000 connections each one pauses delivery.
+
+    Measured in the benchmark's targeted run, full collections over ~3M live objects took
+    25-42 ms, every one of them a latency spike. Objects alive after start-up (modules,
+    routes, metadata) are frozen out of collection; young collections run less often.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
 
 
 def _close_streams_on_sigterm(tidings: App) -> Callable[[], None]:

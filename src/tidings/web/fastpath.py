@@ -29,11 +29,12 @@ async def create_notification(
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Validate limits, store and publish; return the response body and headers."""
     new = to_new_notification(body, app.settings)
+    idempotency_key = body.idempotency_key or header_key
     outcome = await app.service.create(
         new,
         api_key=api_key,
-        idempotency_key=body.idempotency_key or header_key,
-        request_hash=request_hash(body),
+        idempotency_key=idempotency_key,
+        request_hash=request_hash(body) if idempotency_key else None,
     )
     headers = {} if outcome.created else {"Idempotent-Replayed": "true"}
     payload = outcome.notification.to_public() | {"to": body.to.model_dump(), "read_at": None}
