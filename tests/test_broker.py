@@ -109,6 +109,18 @@ async def test_messages_on_a_channel_arrive_in_publish_order(
     assert inbox.payloads() == sent
 
 
+async def test_a_batch_arrives_whole_and_in_order_across_channels(
+    started: tuple[Broker, Inbox],
+) -> None:
+    broker, inbox = started
+    await broker.subscribe("u:alice")
+    await broker.subscribe("*")
+    batch = [("u:alice" if n % 2 else "*", f"n {n:016x}\n{{}}".encode()) for n in range(50)]
+    await broker.publish_many(batch)
+    await wait_until(lambda: len(inbox.messages) == len(batch), what="the whole batch")
+    assert inbox.payloads() == [payload for _, payload in batch]
+
+
 async def test_payloads_are_bytes_unchanged(started: tuple[Broker, Inbox]) -> None:
     broker, inbox = started
     payload = bytes(range(256)) * 4

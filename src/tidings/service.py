@@ -88,7 +88,7 @@ class NotificationService:
         pending = PendingCreate(new, api_key, idempotency_key, request_hash)
         if not self._tasks:  # not started (tests, CLI): write directly
             [outcome] = await self._store_batch([pending])
-            await self._publish(outcome)
+            await self._publish([outcome])
             return outcome
         result: asyncio.Future[CreateOutcome] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Queued(pending, result))
@@ -179,17 +179,17 @@ class NotificationService:
         except Unavailable:
             log.warning("broker unavailable: read state for %s not pushed", principal.user)
 
-    async def _publish(self, outcome: CreateOutcome) -> None:
-        payload = frames.envelope(
-            frames.notification(outcome.notification), outcome.notification.id
-        )
+    async def _publish(self, outcomes: list[CreateOutcome]) -> None:
+        """Publish a stored batch in id order: one frame per notification, one round trip."""
+        messages = []
+        for outcome in outcomes:
+            item = outcome.notification
+            payload = frames.envelope(frames.notification(item), item.id)
+            messages += [(key, payload) for key in outcome.audience_keys]
         try:
-            for key in outcome.audience_keys:
-                await self.broker.publish(key, payload)
+            await self.broker.publish_many(messages)
         except Unavailable:
-            log.warning(
-                "broker unavailable: %s stored, delivered on resume", outcome.notification.id
-            )
+            log.warning("broker unavailable: %d stored, delivered on resume", len(outcomes))
 
     async def _store_batch(self, batch: list[PendingCreate]) -> list[CreateOutcome]:
         return await self.store.insert(batch, now_ms=self.clock())
@@ -215,8 +215,8 @@ class NotificationService:
             for queued in batch:
                 _fail(queued, exc)
             return
+        await self._publish(outcomes)
         for queued, outcome in zip(batch, outcomes, strict=True):
-            await self._publish(outcome)
             if not queued.result.done():
                 queued.result.set_result(outcome)
 

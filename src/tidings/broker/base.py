@@ -6,7 +6,7 @@ Implementations: :mod:`tidings.broker.memory` (one process) and
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 MessageHandler = Callable[[str, bytes], None]
@@ -24,6 +24,9 @@ class Broker(Protocol):
 
     async def publish(self, channel: str, payload: bytes) -> None:
         """Deliver ``payload`` to every process subscribed to ``channel``."""
+
+    async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        """Publish (channel, payload) pairs in order, in one round trip where possible."""
 
     async def subscribe(self, channel: str) -> None:
         """Idempotent: a channel is subscribed at most once per process."""

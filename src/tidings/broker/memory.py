@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from tidings.broker.base import MessageHandler, ReconnectHandler
 from tidings.errors import Unavailable
@@ -37,6 +38,10 @@ class MemoryBroker:
                 handler(channel, payload)
             except Exception:  # a handler bug must not fail the publisher
                 log.exception("on_message failed for channel %s", channel)
+
+    async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        for channel, payload in messages:
+            await self.publish(channel, payload)
 
     async def subscribe(self, channel: str) -> None:
         self._channels.add(channel)

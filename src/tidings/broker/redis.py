@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -122,6 +123,30 @@ class RedisBroker:
             self._queue(channel, payload)
         except RedisError as exc:
             raise Unavailable(f"broker refused the publish: {exc}") from None
+
+    async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        """Publish in order with one pipelined round trip; queue them all during an outage.
+
+        A pipeline cut off midway may have sent some of them already: queueing all can
+        deliver those twice, which subscribers tolerate (notifications de-duplicate by
+        id), while dropping any would lose them.
+        """
+        if len(messages) == 1:
+            await self.publish(*messages[0])
+            return
+        if not self._pending:
+            try:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for channel, payload in messages:
+                        pipe.publish(self._prefix + channel, payload)
+                    await pipe.execute()
+                return
+            except _OUTAGES as exc:
+                log.warning("pipelined publish failed (%s); queued for after reconnect", exc)
+            except RedisError as exc:
+                raise Unavailable(f"broker refused the publish: {exc}") from None
+        for channel, payload in messages:
+            self._queue(channel, payload)
 
     def _queue(self, channel: str, payload: bytes) -> None:
         if len(self._pending) >= self._max_pending:
