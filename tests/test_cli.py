@@ -96,3 +96,35 @@ def test_send_targets_are_parsed() -> None:
 def test_configured_passwords_are_never_printed() -> None:
     assert _redact("postgresql+asyncpg://app:hunter2@db/x") == "postgresql+asyncpg://app:***@db/x"
     assert _redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_send_creates_a_notification_through_a_running_server(tmp_path: Path) -> None:
+    import httpx
+    from realtime_helpers import API_KEY, SECRET, ServerProcess, token
+
+    server = ServerProcess(tmp_path).start()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
+        env |= {"TIDINGS_API_KEYS": API_KEY, "TIDINGS_JWT_SECRET": SECRET}
+        command = [sys.executable, "-m", "tidings", "send", "--url", server.http]
+        result = subprocess.run(
+            [*command, "--to", "user:alice", "--to", "role:ops", "--title", "Deployed"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["to"] == {
+            "users": ["alice"],
+            "roles": ["ops"],
+            "all": False,
+        }
+        inbox = httpx.get(
+            f"{server.http}/api/v1/me/notifications",
+            headers={"Authorization": f"Bearer {token('alice')}"},
+        )
+        assert [item["title"] for item in inbox.json()["items"]] == ["Deployed"]
+    finally:
+        server.stop()
