@@ -72,6 +72,14 @@ const DARK_PALETTE = `
   --_shadow: var(--tidings-shadow, 0 12px 32px rgba(0, 0, 0, .5), 0 2px 6px rgba(0, 0, 0, .3));
 `;
 
+/** An element showing `text` as plain text (never HTML). */
+function textElement(tag, className, text) {
+  const element = document.createElement(tag);
+  element.className = className;
+  element.textContent = text;
+  return element;
+}
+
 const STYLE = `
 :host {
   --_font: var(--tidings-font, system-ui, -apple-system, "Segoe UI", Roboto, sans-serif);
@@ -464,17 +472,10 @@ export class TidingsBell extends Base {
     const content = document.createElement('div');
     content.className = 'content';
     const href = safeUrl(n.url);
-    const title = document.createElement(href ? 'a' : 'span');
-    title.className = 'title';
-    title.textContent = n.title || '(untitled)';
+    const title = textElement(href ? 'a' : 'span', 'title', n.title || '(untitled)');
     if (href) title.href = href;
     content.append(title);
-    if (n.body) {
-      const body = document.createElement('p');
-      body.className = 'body';
-      body.textContent = n.body;
-      content.append(body);
-    }
+    if (n.body) content.append(textElement('p', 'body', n.body));
     const meta = document.createElement('div');
     meta.className = 'meta';
     const tag = document.createElement('span');
@@ -647,16 +648,8 @@ export class TidingsBell extends Base {
         content.click();
       }
     });
-    const title = document.createElement('strong');
-    title.className = 'title';
-    title.textContent = n.title || '(untitled)';
-    content.append(title);
-    if (n.body) {
-      const body = document.createElement('p');
-      body.className = 'body';
-      body.textContent = n.body;
-      content.append(body);
-    }
+    content.append(textElement('strong', 'title', n.title || '(untitled)'));
+    if (n.body) content.append(textElement('p', 'body', n.body));
     content.addEventListener('click', () => {
       this._dismiss(toast);
       if (n.summary) {
