@@ -63,7 +63,9 @@ class InboxMachine(RuleBasedStateMachine):
     def open_store(self) -> None:
         self.directory = tempfile.TemporaryDirectory()
         url = f"sqlite+aiosqlite:///{self.directory.name}/model.db"
-        self.store = SqlStore(url, max_age_ms=30 * 86_400_000, max_items=10_000)
+        self.store = SqlStore(
+            url, max_age_ms=30 * 86_400_000, max_items=10_000, sole_writer=True
+        )
         self.run(upgrade(self.store.writer))
 
     def teardown(self) -> None:

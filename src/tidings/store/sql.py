@@ -10,6 +10,7 @@ no receipt marks it read.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,9 @@ class SqlStore:
         self.max_age_ms = max_age_ms
         self.max_items = max_items
         self.is_postgres = self.writer.dialect.name == "postgresql"
+        # The newest id this process stored; trusted only when no other process writes.
+        self._last_id: int | None = None
+        self._sole_writer = sole_writer and not self.is_postgres
 
     async def close(self) -> None:
         await self.reader.dispose()
@@ -94,24 +98,44 @@ class SqlStore:
         callers that batch independent requests should therefore check keys first with
         :meth:`find_idempotent` (the service does).
         """
+        if self._sole_writer:
+            return await self._insert_inline(batch, now_ms)
         async with _translated(), self.writer.begin() as conn:
             if self.is_postgres:
                 await conn.execute(text(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
             last = (await conn.execute(select(func.max(notifications.c.id)))).scalar() or 0
             new_ids = ids.next_ids(last, len(batch), now_ms=now_ms)
-            rows, target_rows, outcomes = [], [], []
-            for value, pending in zip(new_ids, batch, strict=True):
-                item = pending.new
-                keys = item.audience.keys()
-                expires = _ms(item.expires_at)
-                rows.append(_notification_row(value, pending, expires))
-                target_rows += [
-                    {"audience": key, "notification_id": value, "expires_at": expires}
-                    for key in keys
-                ]
-                outcomes.append(CreateOutcome(_from_new(value, item), keys, created=True))
+            rows, target_rows, outcomes = _prepare(batch, new_ids)
             await conn.execute(notifications.insert(), rows)
             await conn.execute(targets.insert(), target_rows)
+        return outcomes
+
+    async def _insert_inline(
+        self, batch: Sequence[PendingCreate], now_ms: int
+    ) -> list[CreateOutcome]:
+        """The same rows, written straight through the sqlite3 connection.
+
+        Only for an SQLite file this process alone writes (``sole_writer``), whose
+        connection runs inline. Measured with one notification per transaction (a
+        steady trickle rather than a burst), SQLAlchemy's per-statement work was three
+        quarters of the insert's CPU; here it is a few executes on a prepared string.
+        """
+        async with _translated(), self.writer.connect() as conn:
+            raw = await conn.get_raw_connection()
+            db: sqlite3.Connection = raw.driver_connection._conn  # type: ignore[union-attr]
+            if self._last_id is None:
+                self._last_id = db.execute("SELECT max(id) FROM notifications").fetchone()[0] or 0
+            new_ids = ids.next_ids(self._last_id, len(batch), now_ms=now_ms)
+            rows, target_rows, outcomes = _prepare(batch, new_ids)
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(_SQLITE_INSERT_NOTIFICATION, rows)
+                db.executemany(_SQLITE_INSERT_TARGET, target_rows)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        self._last_id = new_ids[-1]
         return outcomes
 
     async def find_idempotent(
@@ -397,6 +421,34 @@ async def _read_state(conn: AsyncConnection, user: str) -> ReadState:
     return ReadState(row[0], row[1]) if row else ReadState(0, 0)
 
 
+def _prepare(
+    batch: Sequence[PendingCreate], new_ids: list[int]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[CreateOutcome]]:
+    """Rows for ``notifications`` and ``targets``, and the outcomes to report."""
+    rows, target_rows, outcomes = [], [], []
+    for value, pending in zip(new_ids, batch, strict=True):
+        item = pending.new
+        keys = item.audience.keys()
+        expires = _ms(item.expires_at)
+        rows.append(_notification_row(value, pending, expires))
+        target_rows += [
+            {"audience": key, "notification_id": value, "expires_at": expires} for key in keys
+        ]
+        outcomes.append(CreateOutcome(_from_new(value, item), keys, created=True))
+    return rows, target_rows, outcomes
+
+
+def _named_insert(table: Any) -> str:
+    columns = [column.name for column in table.columns]
+    names = ", ".join(columns)
+    values = ", ".join(f":{name}" for name in columns)
+    return f"INSERT INTO {table.name} ({names}) VALUES ({values})"
+
+
+_SQLITE_INSERT_NOTIFICATION = _named_insert(notifications)
+_SQLITE_INSERT_TARGET = _named_insert(targets)
+
+
 def _notification_row(value: int, pending: PendingCreate, expires: int | None) -> dict[str, Any]:
     item = pending.new
     audience = {
@@ -464,8 +516,8 @@ class _translated:
         return None
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
-        if isinstance(exc, IntegrityError):
+        if isinstance(exc, IntegrityError | sqlite3.IntegrityError):
             raise Conflict("a concurrent request used the same Idempotency-Key") from exc
-        if isinstance(exc, SQLAlchemyError | OSError):
+        if isinstance(exc, SQLAlchemyError | sqlite3.Error | OSError):
             raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
         return False
