@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench.scenarios import Config
-from bench.targets import ALL_TARGETS
+from bench.targets import ALL_TARGETS, EXTRA_TARGETS
 
 HERE = Path(__file__).resolve().parent
 NEEDS = {"channels": ["django", "channels", "channels_redis", "daphne"], "*": ["matplotlib"]}
@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--smoke", action="store_true", help="a few hundred connections, seconds long")
     p.add_argument("--targets", default=",".join(ALL_TARGETS),
-                   help=f"comma-separated, from {','.join(ALL_TARGETS)}")
+                   help=f"comma-separated, from {','.join(ALL_TARGETS + EXTRA_TARGETS)}")
     p.add_argument("--connections", type=int, help="WebSocket connections (default 10,000)")
     p.add_argument("--rate", type=float, help="targeted notifications/s (default 1,000)")
     p.add_argument("--seconds", type=float, help="targeted duration (default 10)")
@@ -76,7 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     names = [n.strip() for n in args.targets.split(",") if n.strip()]
-    unknown = set(names) - set(ALL_TARGETS)
+    unknown = set(names) - set(ALL_TARGETS + EXTRA_TARGETS)
     if unknown:
         print(f"unknown targets: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2

@@ -50,9 +50,10 @@ METRICS: list[tuple[str, Getter, str, bool]] = [
     ("create server CPU (us/notif)", _get("create", "cpu_us"), "{:,.0f}", False),
     ("create client CPU (us/notif)", _get("create", "client_cpu_us"), "{:,.0f}", False),
 ]
-TIDINGS = ["tidings", "tidings-scaled"]
+TIDINGS = ["tidings", "tidings-pg", "tidings-scaled"]
 PEERS = ["raw", "channels"]
-SHORT = {"raw": "raw", "channels": "chan", "tidings": "tid", "tidings-scaled": "tid2"}
+SHORT = {"raw": "raw", "channels": "chan", "tidings": "tid", "tidings-pg": "tidpg",
+         "tidings-scaled": "tid2"}
 
 
 def _kib(v: float | None) -> float | None:
@@ -126,8 +127,8 @@ def checks(results: dict[str, Any], full_size: bool) -> list[tuple[str, bool | N
         else:
             out.append((f"[{name}] targeted p99 <= 10 ms, no loss", None, "not measured"))
         create = _get("create", "rate")(res)
-        if name == "tidings":
-            out.append(("[tidings] sustained create >= 5,000/s on one process",
+        if name in ("tidings", "tidings-pg"):
+            out.append((f"[{name}] sustained create >= 5,000/s on one process",
                         None if create is None else create >= 5000,
                         "not measured" if create is None else f"{create:,.0f}/s"))
         mem = _get("idle", "bytes_per_connection")(res)

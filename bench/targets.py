@@ -274,9 +274,14 @@ def make_target(name: str, workdir: Path) -> Target:
         return ChannelsTarget(name, "Django Channels + channels-redis (daphne)", wd)
     if name == "tidings":
         return TidingsTarget(name, "tidings embedded (SQLite + memory, 1 proc)", wd)
+    if name == "tidings-pg":  # not in the default run: one process on PostgreSQL
+        return TidingsTarget(name, "tidings on PostgreSQL + Redis, 1 proc", wd, scaled=True,
+                             processes=1)
     if name == "tidings-scaled":
         return TidingsTarget(name, "tidings scaled (PostgreSQL + Redis, 2 procs)", wd, scaled=True)
     raise ValueError(f"unknown target {name!r}")
 
 
 ALL_TARGETS = ["raw", "channels", "tidings", "tidings-scaled"]
+EXTRA_TARGETS = ["tidings-pg"]
+"""Available with ``--targets`` but not run by default."""
