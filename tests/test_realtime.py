@@ -719,3 +719,26 @@ async def test_two_processes_share_notifications_and_read_state(two_servers, use
     assert (await resumed.next("notification"))["notification"]["id"] == missed
     await resumed.close()
     await tab_one.close()
+
+
+@pytest.mark.redis
+async def test_several_workers_behind_one_port_deliver_to_everyone(
+    tmp_path: Path, user: str
+) -> None:
+    redis_server = RedisServer()
+    redis_server.start()
+    server = ServerProcess(
+        tmp_path, TIDINGS_BROKER_URL=redis_server.url, TIDINGS_WORKERS="2", **LIMITS
+    ).start()
+    try:
+        # The kernel spreads these over both worker processes; each must get every frame.
+        clients = [await join(server, f"{user}-{n}", roles=["ops"]) for n in range(8)]
+        async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
+            sent = [await notify(http, {"roles": ["ops"]}) for _ in range(5)]
+        for client in clients:
+            got = [(await client.next("notification"))["notification"]["id"] for _ in sent]
+            assert got == sent
+            await client.close()
+    finally:
+        server.stop()
+        redis_server.stop()
