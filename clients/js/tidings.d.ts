@@ -72,6 +72,8 @@ export interface TidingsOptions {
   pollInterval?: number;
   /** ms before trying a better transport while on SSE or polling (doubles up to 5 min). Default 30000. */
   upgradeInterval?: number;
+  /** Milliseconds before the first attempt to climb back from SSE or polling (default 2000). */
+  firstUpgradeDelay?: number;
   /** Items per page for the first page and refreshes. Default 20. */
   pageSize?: number;
   /** Most notifications kept in memory. Default 500. */

@@ -437,6 +437,7 @@ const DEFAULTS = {
   requestTimeout: 10000,
   pollInterval: 15000,
   upgradeInterval: 30000,
+  firstUpgradeDelay: 2000,
   pageSize: 20,
   maxItems: 500,
   heartbeatGrace: 0.5,
@@ -871,7 +872,9 @@ export class Tidings {
       this._onDropped(handle.dropped.code, handle.dropped.reason);
       return;
     }
-    if (index > 0) this._scheduleUpgrade(this._o.upgradeInterval);
+    // The first probe comes soon: a fallback is often a race with a server that was
+    // just coming back, not a proxy that blocks WebSocket.
+    if (index > 0) this._scheduleUpgrade(Math.min(this._o.firstUpgradeDelay, this._o.upgradeInterval));
   }
 
   _onDropped(code, reason) {
@@ -968,7 +971,8 @@ export class Tidings {
           return;
         }
       }
-      this._scheduleUpgrade(Math.min(delay * 2, 300000));
+      const interval = this._o.upgradeInterval;
+      this._scheduleUpgrade(delay < interval ? Math.min(delay * 2, interval) : Math.min(delay * 2, 300000));
     }, delay);
   }
 
