@@ -172,3 +172,21 @@ async def test_idempotency_keys_return_the_original_or_conflict(store: SqlStore)
     with pytest.raises(Conflict):
         await store.find_idempotent("key1", "idem", "hash-b")
     assert await store.find_idempotent("other-api-key", "idem", "hash-a") is None
+
+
+async def test_two_writers_on_one_sqlite_file_never_collide(tmp_path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/shared.db"
+    first = SqlStore(url, max_age_ms=86_400_000, max_items=1000, sole_writer=True)
+    second = SqlStore(url, max_age_ms=86_400_000, max_items=1000, sole_writer=True)
+    from tidings.store.migrate import upgrade
+
+    await upgrade(first.writer)
+    try:
+        made = []
+        for store in (first, second, first, second):
+            made += await create(store, note("x", users=("alice",)), note("y", all=True))
+        assert made == sorted(made)
+        assert len(set(made)) == 8
+    finally:
+        await first.close()
+        await second.close()

@@ -76,8 +76,6 @@ class SqlStore:
         self.max_age_ms = max_age_ms
         self.max_items = max_items
         self.is_postgres = self.writer.dialect.name == "postgresql"
-        # The newest id this process stored; trusted only when no other process writes.
-        self._last_id: int | None = None
         self._sole_writer = sole_writer and not self.is_postgres
 
     async def close(self) -> None:
@@ -115,27 +113,26 @@ class SqlStore:
     ) -> list[CreateOutcome]:
         """The same rows, written straight through the sqlite3 connection.
 
-        Only for an SQLite file this process alone writes (``sole_writer``), whose
-        connection runs inline. Measured with one notification per transaction (a
+        Only for an SQLite file this process is meant to write alone (``sole_writer``),
+        whose connection runs inline. Measured with one notification per transaction (a
         steady trickle rather than a burst), SQLAlchemy's per-statement work was three
         quarters of the insert's CPU; here it is a few executes on a prepared string.
         """
         async with _translated(), self.writer.connect() as conn:
             raw = await conn.get_raw_connection()
             db: sqlite3.Connection = raw.driver_connection._conn  # type: ignore[union-attr]
-            if self._last_id is None:
-                self._last_id = db.execute("SELECT max(id) FROM notifications").fetchone()[0] or 0
-            new_ids = ids.next_ids(self._last_id, len(batch), now_ms=now_ms)
-            rows, target_rows, outcomes = _prepare(batch, new_ids)
             db.execute("BEGIN IMMEDIATE")
             try:
+                # Read under the write lock: another process may share the file after all.
+                last = db.execute("SELECT max(id) FROM notifications").fetchone()[0] or 0
+                new_ids = ids.next_ids(last, len(batch), now_ms=now_ms)
+                rows, target_rows, outcomes = _prepare(batch, new_ids)
                 db.executemany(_SQLITE_INSERT_NOTIFICATION, rows)
                 db.executemany(_SQLITE_INSERT_TARGET, target_rows)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        self._last_id = new_ids[-1]
         return outcomes
 
     async def find_idempotent(
