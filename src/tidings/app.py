@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from typing import Any
 
@@ -43,9 +42,7 @@ class App:
 
     async def stop(self) -> None:
         """Tell clients to come back (1012), then release everything."""
-        closing = self.hub.close_all(CloseCode.SERVICE_RESTART)
-        if inspect.isawaitable(closing):
-            await closing
+        self.hub.close_all(CloseCode.SERVICE_RESTART)
         await self.service.stop()
         await self.broker.stop()
         await self.store.close()
@@ -53,9 +50,7 @@ class App:
     async def on_broker_reconnect(self) -> None:
         """The broker was away: connections may have missed messages, so they resync."""
         log.warning("broker reconnected: resyncing live connections")
-        resync = self.hub.resync_all()
-        if inspect.isawaitable(resync):
-            await resync
+        self.hub.resync_all()
 
     async def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {"broker": bool(self.broker.ready)}
@@ -68,4 +63,4 @@ class App:
         return checks
 
     def stats(self) -> dict[str, Any]:
-        return self.hub.stats() if hasattr(self.hub, "stats") else {}
+        return self.hub.stats()

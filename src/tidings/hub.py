@@ -68,8 +68,6 @@ class Hub:
         self._locks: dict[str, _ChannelLock] = {}
         self._backlog: dict[str, deque[_Fanout]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._empty = asyncio.Event()
-        self._empty.set()
         self.resync_slots = asyncio.Semaphore(32)
         """Bounds concurrent resync replays (database queries) after a broker outage."""
         self.slow_consumers = 0
@@ -94,7 +92,6 @@ class Hub:
             conn.hold()
         self._connections[conn.id] = conn
         self._by_user.setdefault(conn.user, {})[conn.id] = conn
-        self._empty.clear()
         for key in conn.principal.audience_keys():
             self._members.setdefault(key, {})[conn.id] = conn
         await asyncio.gather(*(self._sync(key) for key in conn.principal.audience_keys()))
@@ -110,8 +107,6 @@ class Hub:
         channels = [*conn.principal.audience_keys(), *map(topic_channel, conn.topics)]
         for channel in channels:
             self._leave(channel, conn)
-        if not self._connections:
-            self._empty.set()
         await asyncio.gather(*(self._sync(channel) for channel in channels))
 
     async def subscribe(self, conn: Connection, topic: str, flt: TopicFilter | None) -> None:
@@ -157,28 +152,11 @@ class Hub:
 
     # -- queries ----------------------------------------------------------------------
 
-    def get(self, connection_id: str) -> Connection | None:
-        return self._connections.get(connection_id)
-
     def connections_for_user(self, user: str) -> list[Connection]:
         return list(self._by_user.get(user, {}).values())
 
-    def __len__(self) -> int:
-        return len(self._connections)
-
-    @property
-    def connection_count(self) -> int:
-        return len(self._connections)
-
-    @property
-    def user_count(self) -> int:
-        return len(self._by_user)
-
-    @property
-    def channel_count(self) -> int:
-        return len(self._subscribed)
-
     def stats(self) -> dict[str, int]:
+        """Live figures of this process, for ``/metrics`` and ``/api/v1/stats``."""
         by_transport: dict[str, int] = {}
         for conn in self._connections.values():
             by_transport[conn.transport] = by_transport.get(conn.transport, 0) + 1
@@ -252,10 +230,6 @@ class Hub:
         """Ask every connection to close with ``code`` (1012 on graceful shutdown)."""
         for conn in list(self._connections.values()):
             conn.close(code, reason)
-
-    async def wait_empty(self) -> None:
-        """Return once every connection has unregistered (bound it with a timeout)."""
-        await self._empty.wait()
 
 
 _MISSING: Any = object()

@@ -142,8 +142,8 @@ class NotificationService:
 
     async def mark_one_read(self, principal: Principal, notification_id: str) -> None:
         """Mark one read; NotFound if the user cannot see it. Reading twice is fine."""
-        await self.get(principal, notification_id)
-        await self.mark_read(principal, [notification_id])
+        if not await self.mark_read(principal, [notification_id]):
+            await self.get(principal, notification_id)  # already read, or NotFound
 
     async def mark_all_read(self, principal: Principal) -> str | None:
         through = await self.store.mark_all_read(principal, now_ms=self.clock())
