@@ -114,6 +114,19 @@ async def app(settings: Settings) -> AsyncIterator:
 
 
 @pytest.fixture
+def user() -> str:
+    """A user id no other test uses (tests sharing one server stay apart)."""
+    return f"u-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def http(server) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the module's ``server`` fixture (a real server process)."""
+    async with httpx.AsyncClient(base_url=server.http, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
 async def client(app) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

@@ -9,13 +9,15 @@ one is never touched. Outside CI a missing service skips; under ``CI=true`` it f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,39 @@ def require(name: str, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{name} is required under CI=true: {reason}")
     pytest.skip(f"{name} unavailable: {reason}")
+
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TIDINGS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+
+
+@contextlib.contextmanager
+def throwaway_postgres(prefix: str) -> Iterator[str]:
+    """A fresh database on the shared PostgreSQL (never stopped here), dropped afterwards.
+
+    Yields its SQLAlchemy URL; skips outside CI (fails under CI) when unreachable.
+    """
+    import asyncpg
+
+    admin = POSTGRES_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(admin, timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        require("PostgreSQL", f"{admin}: {exc}")
+    try:
+        yield f"{POSTGRES_ADMIN_URL.rpartition('/')[0]}/{name}"
+    finally:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def free_port() -> int:
@@ -127,8 +162,10 @@ async def wait_until(
 
 
 def token(user: str, *, roles: list[str] | None = None, topics: list[str] | None = None,
-          ttl: float = 3600, secret: str = SECRET) -> str:  # fmt: skip
+          ttl: float = 3600, secret: str = SECRET, locale: str | None = None) -> str:  # fmt: skip
     claims: dict[str, Any] = {"sub": user, "exp": int(time.time() + ttl)}
+    if locale:
+        claims["locale"] = locale
     if roles:
         claims["roles"] = roles
     if topics:
@@ -139,8 +176,9 @@ def token(user: str, *, roles: list[str] | None = None, topics: list[str] | None
 class ServerProcess:
     """``python -m tidings serve`` on a free port, configured through the environment."""
 
-    def __init__(self, workdir: Path, **env: str) -> None:
+    def __init__(self, workdir: Path, *, serve_args: tuple[str, ...] = (), **env: str) -> None:
         self.port = free_port()
+        self.serve_args = serve_args or ("--log-level", "warning")
         self.workdir = workdir
         self.env = {
             "TIDINGS_HOST": "127.0.0.1",
@@ -168,7 +206,7 @@ class ServerProcess:
         env.setdefault("PYTHONPATH", str(ROOT / "src"))
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tidings", "serve", "--log-level", "warning"],
+                [sys.executable, "-m", "tidings", "serve", *self.serve_args],
                 cwd=self.workdir,
                 env=env,
                 stdout=log,

@@ -25,6 +25,8 @@ def backend_headers(key: str = API_KEY) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def user_headers(app, user: str, roles: list[str] | None = None) -> dict[str, str]:
-    token = app.state.tidings.auth.mint(user, roles=roles or [])
+def user_headers(
+    app, user: str, roles: list[str] | None = None, locale: str | None = None
+) -> dict[str, str]:
+    token = app.state.tidings.auth.mint(user, roles=roles or [], locale=locale)
     return {"Authorization": f"Bearer {token}"}

@@ -56,6 +56,8 @@ def test_a_valid_hs256_token_gives_the_user_roles_and_topics() -> None:
         (lambda: hs256({"exp": int(time.time()) + 60}), "no sub"),
         (lambda: hs256(valid_claims(sub="")), "empty sub"),
         (lambda: hs256(valid_claims(roles="admin")), "roles not a list"),
+        (lambda: hs256(valid_claims(sub="al\x00ice")), "U+0000 in sub"),
+        (lambda: hs256(valid_claims(roles=["ad\x00min"])), "U+0000 in a role"),
         (lambda: jwt.encode(valid_claims(), SECRET, algorithm="HS512"), "unexpected algorithm"),
         (lambda: "not.a.token", "garbage"),
         (lambda: "", "empty"),

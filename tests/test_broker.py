@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from realtime_helpers import RedisServer, shared_redis_url, wait_until
@@ -240,3 +241,71 @@ async def test_starting_while_redis_is_down_connects_when_it_comes_up() -> None:
     finally:
         await broker.stop()
         server.stop()
+
+
+# -- deployments sharing one Redis --------------------------------------------------------
+
+
+def _on_database(url: str, number: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{number}", parts.query, ""))
+
+
+async def _exchange(brokers: dict[str, Broker]) -> dict[str, list[bytes]]:
+    """Each broker subscribes to one channel and publishes its own name on it."""
+    channel = f"u:{uuid.uuid4().hex}"  # the shared Redis also carries other test runs
+    inboxes = {name: Inbox() for name in brokers}
+    for name, broker in brokers.items():
+        await broker.start(on_message=inboxes[name].on_message, on_reconnect=Inbox().on_reconnect)
+        await broker.subscribe(channel)
+    try:
+        for name, broker in brokers.items():
+            await broker.publish(channel, name.encode())
+        await wait_until(
+            lambda: all(name.encode() in inbox.payloads() for name, inbox in inboxes.items()),
+            what="each broker's own message",
+        )
+        await asyncio.sleep(0.1)  # room for a stray delivery to show up
+    finally:
+        for broker in brokers.values():
+            await broker.stop()
+    return {name: sorted(inbox.payloads()) for name, inbox in inboxes.items()}
+
+
+@pytest.mark.redis
+async def test_deployments_on_other_database_numbers_do_not_see_each_other() -> None:
+    url = shared_redis_url()
+    brokers = {
+        "db0": create_broker(_on_database(url, 0)),
+        "db0-too": create_broker(_on_database(url, 0)),
+        "db1": create_broker(_on_database(url, 1)),
+    }
+    assert await _exchange(brokers) == {
+        "db0": [b"db0", b"db0-too"],  # one deployment, two processes: they do talk
+        "db0-too": [b"db0", b"db0-too"],
+        "db1": [b"db1"],
+    }
+
+
+@pytest.mark.redis
+async def test_a_broker_prefix_separates_deployments_sharing_one_database() -> None:
+    url = shared_redis_url()
+    brokers = {
+        "blue": create_broker(url, prefix="tidings-blue:"),
+        "green": create_broker(url, prefix="tidings-green:"),
+        "default": create_broker(url),
+    }
+    assert await _exchange(brokers) == {
+        "blue": [b"blue"],
+        "green": [b"green"],
+        "default": [b"default"],
+    }
+
+
+def test_the_broker_prefix_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tidings.settings import Settings
+
+    monkeypatch.delenv("TIDINGS_BROKER_PREFIX", raising=False)
+    assert Settings().broker_prefix is None  # the broker derives tidings:<db>:
+    monkeypatch.setenv("TIDINGS_BROKER_PREFIX", "tidings-staging:")
+    assert Settings().broker_prefix == "tidings-staging:"

@@ -9,10 +9,11 @@ import pytest
 
 from tidings import frames, ids
 from tidings.broker.memory import MemoryBroker
-from tidings.connection import Connection, ConnectionClosed, RecentIds
-from tidings.errors import CloseCode
+from tidings.connection import Connection, ConnectionClosed
+from tidings.errors import CloseCode, RateLimited
 from tidings.hub import Hub
-from tidings.models import Principal
+from tidings.models import Notification, Principal
+from tidings.preferences import Preferences
 from tidings.protocol import parse_filter
 
 ALICE = Principal("alice", roles=frozenset({"admin"}))
@@ -61,11 +62,6 @@ def frame(n: int) -> bytes:
     return frames.encode({"type": "notification", "id": nid(n)})
 
 
-def note(n: int) -> bytes:
-    """The broker envelope of notification ``n``."""
-    return frames.envelope(frame(n), nid(n))
-
-
 def drain(conn: Connection) -> list[bytes]:
     items = []
     while conn.pending():
@@ -79,21 +75,23 @@ def ids_of(received: list[bytes]) -> list[str]:
 
 async def live(hub: Hub, principal: Principal, **kwargs: object) -> Connection:
     conn = hub.connection(principal, **kwargs)  # type: ignore[arg-type]
-    await hub.register(conn, hold=False)
+    hub.register(conn, hold=False)
+    await hub.ready(conn)
     return conn
 
 
 # -- registry -----------------------------------------------------------------------------
 
 
-async def test_register_indexes_by_user_and_subscribes_audience_channels(
+async def test_register_indexes_by_user_and_subscribes_only_the_user_channel(
     hub: Hub, broker: RecordingBroker
 ) -> None:
+    # Notifications come from the feed; the broker carries only the user's event frames.
     conn = await live(hub, ALICE)
     assert hub.connections_for_user("alice") == [conn]
-    assert {c for _, c in broker.calls} == {"u:alice", "r:admin", "*"}
+    assert {c for _, c in broker.calls} == {"u:alice"}
     stats = hub.stats()
-    assert (stats["connections"], stats["users"], stats["channels"]) == (1, 1, 3)
+    assert (stats["connections"], stats["users"], stats["channels"]) == (1, 1, 1)
 
 
 async def test_a_channel_is_subscribed_once_while_any_connection_needs_it(
@@ -101,9 +99,12 @@ async def test_a_channel_is_subscribed_once_while_any_connection_needs_it(
 ) -> None:
     first, second = await asyncio.gather(live(hub, ALICE), live(hub, ALICE))
     assert broker.calls.count(("subscribe", "u:alice")) == 1
-    await hub.unregister(first)
+    hub.unregister(first)
+    await hub.settled()
     assert ("unsubscribe", "u:alice") not in broker.calls
-    await hub.unregister(second)
+    hub.unregister(second)
+    assert hub.connections_for_user("alice") == []  # at once; the broker follows
+    await hub.settled()
     assert ("unsubscribe", "u:alice") in broker.calls
     assert hub.connections_for_user("alice") == []
     assert hub.stats()["channels"] == 0
@@ -115,22 +116,36 @@ async def test_a_second_registration_waits_until_the_channel_is_really_subscribe
     first = asyncio.create_task(live(hub, BOB))
     await asyncio.sleep(0)
     second = await live(hub, BOB)
-    await broker.publish("u:bob", note(1))
-    assert ids_of(drain(second)) == [nid(1)]
+    await broker.publish("u:bob", frames.unread(1))
+    assert drain(second) == [frames.unread(1)]
     await first
 
 
 async def test_unregister_is_idempotent(hub: Hub) -> None:
     conn = await live(hub, BOB)
-    await hub.unregister(conn)
-    await hub.unregister(conn)
+    hub.unregister(conn)
+    hub.unregister(conn)
     assert hub.stats()["connections"] == 0
+
+
+async def test_the_per_user_cap_is_checked_as_the_connection_is_indexed(hub: Hub) -> None:
+    first, second = hub.connection(ALICE), hub.connection(ALICE)
+    hub.register(first, limit=2)
+    hub.register(second, limit=2)
+    third = hub.connection(ALICE)
+    with pytest.raises(RateLimited) as refused:
+        hub.register(third, limit=2)
+    assert refused.value.code == "too_many_connections"
+    hub.register(hub.connection(BOB), limit=2)  # a cap per user
+    hub.unregister(first)  # the slot is free at once, before the broker hears of it
+    hub.register(third, limit=2)
+    assert len(hub.connections_for_user("alice")) == 2
 
 
 async def test_registering_twice_is_an_error(hub: Hub) -> None:
     conn = await live(hub, BOB)
     with pytest.raises(RuntimeError, match="already registered"):
-        await hub.register(conn)
+        hub.register(conn)
 
 
 # -- fan-out ----------------------------------------------------------------------------
@@ -138,25 +153,25 @@ async def test_registering_twice_is_an_error(hub: Hub) -> None:
 
 async def test_dispatch_offers_the_same_bytes_to_every_local_connection(hub: Hub) -> None:
     a, b, other = await live(hub, ALICE), await live(hub, ALICE), await live(hub, BOB)
-    hub.dispatch("u:alice", frames.envelope(frames.unread(3)))
+    hub.dispatch("u:alice", frames.unread(3))
     assert drain(a) == drain(b) == [frames.unread(3)]
     assert drain(other) == []
 
 
 async def test_a_notification_reaching_a_user_twice_is_delivered_once(hub: Hub) -> None:
     conn = await live(hub, ALICE)
-    hub.dispatch("u:alice", note(1))
-    hub.dispatch("r:admin", note(1))
-    hub.dispatch("*", note(1))
+    hub.deliver(nid(1), ["u:alice"], frame(1))
+    hub.deliver(nid(1), ["r:admin"], frame(1))
+    hub.deliver(nid(1), ["*"], frame(1))
     assert ids_of(drain(conn)) == [nid(1)]
 
 
 async def test_a_full_outbox_closes_the_connection_as_a_slow_consumer(hub: Hub) -> None:
     slow, fast = await live(hub, BOB), await live(hub, BOB)
     for n in range(10):
-        hub.dispatch("u:bob", note(n))
+        hub.deliver(nid(n), ["u:bob"], frame(n))
         drain(fast)
-    hub.dispatch("u:bob", note(10))
+    hub.deliver(nid(10), ["u:bob"], frame(10))
     assert slow.closed and slow.close_code == CloseCode.SLOW_CONSUMER
     assert ids_of(drain(fast)) == [nid(10)]
     assert hub.slow_consumers == 1
@@ -167,9 +182,9 @@ async def test_a_full_outbox_closes_the_connection_as_a_slow_consumer(hub: Hub) 
 async def test_large_fanouts_yield_between_slices_and_keep_per_channel_order(hub: Hub) -> None:
     crowd = [await live(hub, Principal(f"user{n}")) for n in range(10)]
     target = await live(hub, BOB)
-    hub.dispatch("*", note(1))
-    hub.dispatch("*", note(2))
-    hub.dispatch("u:bob", frames.envelope(frames.unread(1)))
+    hub.deliver(nid(1), ["*"], frame(1))
+    hub.deliver(nid(2), ["*"], frame(2))
+    hub.dispatch("u:bob", frames.unread(1))
     # The targeted frame went out at once; the broadcast to 11 is still in slices of 4.
     assert drain(target) == [frames.unread(1)]
     assert sum(c.pending() for c in crowd) < 2 * len(crowd)
@@ -187,7 +202,7 @@ async def test_topic_messages_reach_subscribers_whose_filter_matches(hub: Hub) -
     await hub.subscribe(errors_only, "logs", parse_filter({"level": ["error", "critical"]}))
     await hub.subscribe(everything, "logs", None)
     for level in ("info", "error"):
-        hub.dispatch("t:logs", frames.envelope(frames.message("logs", {"level": level})))
+        hub.dispatch("t:logs", frames.message("logs", {"level": level}))
     assert [orjson.loads(f)["data"]["level"] for f in drain(errors_only)] == ["error"]
     assert [orjson.loads(f)["data"]["level"] for f in drain(everything)] == ["info", "error"]
     assert drain(absent) == []
@@ -201,26 +216,27 @@ async def test_unsubscribe_stops_topic_delivery_and_releases_the_channel(
     assert await hub.unsubscribe(conn, "logs")
     assert not await hub.unsubscribe(conn, "logs")
     assert ("unsubscribe", "t:logs") in broker.calls
-    hub.dispatch("t:logs", frames.envelope(frames.message("logs", {})))
+    hub.dispatch("t:logs", frames.message("logs", {}))
     assert drain(conn) == []
 
 
 async def test_unregister_releases_topic_channels(hub: Hub, broker: RecordingBroker) -> None:
     conn = await live(hub, BOB)
     await hub.subscribe(conn, "alerts", None)
-    await hub.unregister(conn)
+    hub.unregister(conn)
+    await hub.settled()
     assert ("unsubscribe", "t:alerts") in broker.calls
 
 
-# -- holding, resume and resync ------------------------------------------------------------
+# -- holding and resume ------------------------------------------------------------
 
 
 async def test_holding_buffers_live_frames_until_the_replay_is_done(hub: Hub) -> None:
     conn = hub.connection(BOB, after=nid(1))
-    await hub.register(conn)  # holding by default
-    hub.dispatch("u:bob", note(1))  # the client had it already (after=)
-    hub.dispatch("u:bob", note(3))  # live, also part of the replay
-    hub.dispatch("u:bob", note(4))  # live only
+    hub.register(conn)  # holding by default
+    hub.deliver(nid(1), ["u:bob"], frame(1))  # the client had it already (after=)
+    hub.deliver(nid(3), ["u:bob"], frame(3))  # live, also part of the replay
+    hub.deliver(nid(4), ["u:bob"], frame(4))  # live only
     assert conn.pending() == 0
     conn.send(frames.unread(2))  # the transport's own frames (welcome) go first
     conn.send(frame(2), nid(2))  # the replay
@@ -233,37 +249,18 @@ async def test_holding_buffers_live_frames_until_the_replay_is_done(hub: Hub) ->
 
 async def test_overflowing_the_hold_buffer_closes_the_connection(hub: Hub) -> None:
     conn = hub.connection(BOB)
-    await hub.register(conn)
+    hub.register(conn)
     for n in range(11):
-        hub.dispatch("u:bob", note(n))
+        hub.deliver(nid(n), ["u:bob"], frame(n))
     assert conn.close_code == CloseCode.SLOW_CONSUMER
-
-
-async def test_resync_all_holds_every_connection_and_wakes_its_transport(hub: Hub) -> None:
-    conn = await live(hub, BOB)
-    hub.dispatch("u:bob", note(5))
-    drain(conn)
-    hub.resync_all()
-    assert conn.holding
-    await asyncio.wait_for(conn.wait_resync(), 1)
-    assert conn.resume_point() == nid(5)
-    hub.dispatch("u:bob", note(6))
-    assert conn.pending() == 0
-    conn.release()
-    assert ids_of(drain(conn)) == [nid(6)]
-
-
-async def test_resume_point_before_any_delivery_is_the_connect_time() -> None:
-    conn = Connection(BOB, outbox_size=5)
-    assert ids.ms_of(ids.decode(conn.resume_point())) <= ids.time_ms()
 
 
 async def test_close_all_closes_every_connection_with_the_code(hub: Hub) -> None:
     a, b = await live(hub, ALICE), await live(hub, BOB)
     hub.close_all(CloseCode.SERVICE_RESTART)
     assert a.close_code == b.close_code == CloseCode.SERVICE_RESTART
-    await hub.unregister(a)
-    await hub.unregister(b)
+    hub.unregister(a)
+    hub.unregister(b)
     assert hub.stats()["connections"] == 0
 
 
@@ -292,13 +289,12 @@ async def test_the_first_close_code_wins() -> None:
     assert not conn.offer(b"x")
 
 
-def test_recent_ids_drop_repeats_and_anything_at_or_below_the_floor() -> None:
-    seen = RecentIds(size=3, floor=nid(10))
-    assert not seen.add(nid(10))
-    assert [seen.add(nid(n)) for n in (12, 11, 12, 13, 14)] == [True, True, False, True, True]
-    # 12 was evicted from the window of 3, and the floor rose to cover it.
-    assert not seen.add(nid(12))
-    assert seen.highest == nid(14)
+async def test_notifications_at_or_below_the_last_delivered_id_are_dropped() -> None:
+    conn = Connection(BOB, outbox_size=10, after=nid(10))
+    for n in (9, 10, 11, 11, 12):
+        conn.offer(frame(n), nid(n))
+    assert ids_of(drain(conn)) == [nid(11), nid(12)]
+    assert conn.last_id == nid(12)
 
 
 async def test_a_broadcast_to_ten_thousand_does_not_hold_up_a_targeted_message() -> None:
@@ -307,14 +303,102 @@ async def test_a_broadcast_to_ten_thousand_does_not_hold_up_a_targeted_message()
     await broker.start(on_message=hub.dispatch, on_reconnect=_noop)
     crowd = [hub.connection(Principal(f"user{n}")) for n in range(10_000)]
     for conn in crowd:
-        await hub.register(conn, hold=False)
+        hub.register(conn, hold=False)
     target = crowd[-1]
     started = asyncio.get_running_loop().time()
-    hub.dispatch("*", note(1))
-    hub.dispatch(f"u:{target.user}", frames.envelope(frames.unread(1)))
+    hub.deliver(nid(1), ["*"], frame(1))
+    hub.dispatch(f"u:{target.user}", frames.unread(1))
     assert drain(target) == [frames.unread(1)]  # ahead of the broadcast still in slices
     for _ in range(100):  # 20 slices of 500, each followed by a yield
         await asyncio.sleep(0)
     assert all(c.pending() for c in crowd)
     assert asyncio.get_running_loop().time() - started < 2
     assert ids_of(drain(target)) == [nid(1)]
+
+
+# -- locales and preferences ---------------------------------------------------------------
+
+
+def _localized(n: int, **fields: object) -> Notification:
+    from datetime import UTC, datetime
+
+    values: dict = {
+        "id": nid(n),
+        "type": "greeting",
+        "level": "info",
+        "title": "Hello",
+        "body": "",
+        "data": {},
+        "url": None,
+        "actor": None,
+        "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "locales": {"de": {"title": "Hallo", "body": "", "url": None}},
+    }
+    return Notification(**(values | fields))  # type: ignore[arg-type]
+
+
+def _titles(received: list[bytes]) -> list[str]:
+    return [orjson.loads(frame)["notification"]["title"] for frame in received]
+
+
+async def test_each_reader_gets_their_locale_encoded_once_per_variant(hub: Hub) -> None:
+    readers = [Principal(f"u{i}", locale=locale) for i, locale in enumerate(["de-AT", "de", "fr"])]
+    conns = [await live(hub, p) for p in readers]
+    item = _localized(1)
+    hub.deliver(item.id, ["*"], frames.notification(item), item)
+    received = [drain(conn) for conn in conns]
+    assert [_titles(r) for r in received] == [["Hallo"], ["Hallo"], ["Hello"]]
+    assert received[0][0] is received[1][0]  # de-AT falls back to de: the same bytes
+
+
+async def test_muted_readers_are_skipped_and_dnd_frames_are_silent(hub: Hub) -> None:
+    muted, quiet, plain = [await live(hub, Principal(u)) for u in ("m", "q", "p")]
+    hub.set_preferences(muted, Preferences(types={"greeting": False}))
+    hub.set_preferences(quiet, Preferences(do_not_disturb_until=2**50))
+    item = _localized(1)
+    hub.deliver(item.id, ["*"], frames.notification(item), item)
+    assert drain(muted) == []
+    assert orjson.loads(drain(quiet)[0])["silent"] is True
+    assert "silent" not in orjson.loads(drain(plain)[0])
+    critical = _localized(2, critical=True)
+    hub.deliver(critical.id, ["*"], frames.notification(critical), critical)
+    assert _titles(drain(muted)) == ["Hello"]
+
+
+async def test_a_preferences_frame_updates_the_users_connections(hub: Hub) -> None:
+    conn = await live(hub, Principal("alice"))
+    muting = Preferences(categories={"news": False})
+    hub.dispatch("u:alice", frames.preferences(muting.to_public()))
+    assert conn.preferences == muting
+    assert orjson.loads(drain(conn)[0])["type"] == "preferences"
+    hub.dispatch("u:alice", frames.preferences(Preferences().to_public()))
+    assert conn.preferences is None
+
+
+async def test_held_notifications_can_be_dropped_for_a_replay(hub: Hub) -> None:
+    conn = hub.connection(BOB)
+    hub.register(conn)  # holding
+    hub.deliver(nid(1), ["u:bob"], frame(1))
+    hub.dispatch("u:bob", frames.unread(1))
+    hub.deliver(nid(2), ["u:bob"], frame(2))
+    assert conn.drop_held_notifications() == [nid(1), nid(2)]
+    conn.release()
+    assert drain(conn) == [frames.unread(1)]
+
+
+async def test_a_notification_nobody_here_reads_is_never_encoded(hub: Hub, monkeypatch) -> None:
+    """Every process follows every notification; only those with recipients encode it."""
+    encoded: list[str] = []
+    real = frames.notification
+
+    def counting(item, *args, **kwargs):  # type: ignore[no-untyped-def]
+        encoded.append(item.id)
+        return real(item, *args, **kwargs)
+
+    monkeypatch.setattr(frames, "notification", counting)
+    conn = await live(hub, BOB)
+    for_bob, for_alice = (_localized(n, locales=None) for n in (1, 2))
+    hub.deliver(for_alice.id, ["u:alice"], None, for_alice)
+    hub.deliver(for_bob.id, ["u:bob"], None, for_bob)
+    assert encoded == [for_bob.id]
+    assert [orjson.loads(f)["notification"]["id"] for f in drain(conn)] == [for_bob.id]

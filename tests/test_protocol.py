@@ -10,8 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tidings import frames
+from tidings.errors import Forbidden, ValidationFailed
 from tidings.protocol import (
     MAX_IDS,
+    TOPIC_FORBIDDEN,
+    TOPIC_PATTERN_UNSUPPORTED,
+    Budgets,
     Heartbeat,
     ListInbox,
     MarkAllRead,
@@ -24,6 +28,7 @@ from tidings.protocol import (
     Unsubscribe,
     ack,
     bearer_token,
+    check_subscription,
     frame_type,
     origin_allowed,
     parse,
@@ -115,6 +120,10 @@ def test_subscribe_carries_a_filter() -> None:
         ('{"type": "subscribe", "topic": "x", "filter": {"a": {"b": 1}}}', "invalid"),
         ('{"type": "subscribe", "topic": "x", "filter": {"a": []}}', "invalid"),
         ('{"type": "unsubscribe", "topic": 4}', "invalid"),
+        ('{"type": "subscribe", "topic": "logs\\n"}', "invalid"),
+        ('{"type": "subscribe", "topic": "logs.*"}', "topic_pattern_unsupported"),
+        ('{"type": "subscribe", "topic": "logs.?"}', "topic_pattern_unsupported"),
+        ('{"type": "unsubscribe", "topic": "logs.[ab]"}', "topic_pattern_unsupported"),
         ('{"type": "ping", "ref": {"nested": true}}', "bad_ref"),
     ],
 )
@@ -213,6 +222,20 @@ def test_topic_permission_uses_glob_patterns(topic: str, patterns: list, allowed
     assert topic_allowed(topic, patterns) is allowed
 
 
+def test_one_rule_refuses_a_subscription_on_every_transport() -> None:
+    assert check_subscription("logs.api", ["logs.*"]) == "logs.api"
+    with pytest.raises(Forbidden) as forbidden:
+        check_subscription("billing", ["logs.*"])
+    assert (forbidden.value.status, forbidden.value.code) == (403, TOPIC_FORBIDDEN)
+    with pytest.raises(ValidationFailed) as glob:
+        check_subscription("logs.*", ["logs.*"])  # granted, but it would never deliver
+    assert (glob.value.status, glob.value.code) == (422, TOPIC_PATTERN_UNSUPPORTED)
+    for name in ("", "a b", "é", "a/b", "x" * 201, None):
+        with pytest.raises(ValidationFailed) as invalid:
+            check_subscription(name, ["*"])
+        assert invalid.value.code == "invalid"
+
+
 def test_filter_matches_every_field_against_a_value_or_list_of_values() -> None:
     flt = parse_filter({"level": ["error", "warning"], "environment": "prod"})
     assert flt.matches({"level": "error", "environment": "prod", "source": "api"})
@@ -246,6 +269,36 @@ def test_token_bucket_allows_a_burst_then_the_rate() -> None:
 def test_token_bucket_rejects_nonsense_settings() -> None:
     with pytest.raises(ValueError):
         TokenBucket(rate=0, burst=1)
+
+
+def test_an_empty_bucket_says_how_long_until_the_next_token() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(rate=4, burst=1, clock=clock)
+    assert bucket.retry_after() == 0
+    assert bucket.allow()
+    assert bucket.retry_after() == pytest.approx(0.25)
+    clock.now += 0.1
+    assert bucket.retry_after() == pytest.approx(0.15)
+
+
+def test_budgets_keep_one_bucket_per_key() -> None:
+    clock = FakeClock()
+    budgets = Budgets(rate=1, burst=2, clock=clock)
+    assert [budgets.take("alice") for _ in range(3)] == [0, 0, pytest.approx(1.0)]
+    assert budgets.take("bob") == 0  # alice's reads do not spend bob's
+    clock.now += 1
+    assert budgets.take("alice") == 0
+
+
+def test_budgets_forget_idle_keys_so_memory_follows_the_active_ones() -> None:
+    clock = FakeClock()
+    budgets = Budgets(rate=10, burst=1, clock=clock)
+    for n in range(1024):
+        budgets.take(f"user{n}")
+    clock.now += 1  # every bucket has refilled: forgetting them changes nothing
+    budgets.take("busy")
+    assert len(budgets) == 1
+    assert budgets.take("user1") == 0
 
 
 # -- heartbeat ------------------------------------------------------------------------------

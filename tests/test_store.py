@@ -22,7 +22,7 @@ def note(title: str, **audience: object) -> PendingCreate:
 
 
 async def create(store: SqlStore, *items: PendingCreate, now_ms: int | None = None) -> list[int]:
-    outcomes = await store.insert(list(items), now_ms=now_ms or ids.time_ms())
+    outcomes = (await store.insert(list(items), now_ms=now_ms or ids.time_ms())).outcomes
     return [ids.decode(o.notification.id) for o in outcomes]
 
 
@@ -165,7 +165,7 @@ async def test_resume_returns_what_came_after_oldest_first(store: SqlStore) -> N
 
 async def test_idempotency_keys_return_the_original_or_conflict(store: SqlStore) -> None:
     first = PendingCreate(note("x", users=("alice",)).new, "key1", "idem", "hash-a")
-    [created] = await store.insert([first], now_ms=ids.time_ms())
+    [created] = (await store.insert([first], now_ms=ids.time_ms())).outcomes
     again = await store.find_idempotent("key1", "idem", "hash-a")
     assert again is not None and again.notification.id == created.notification.id
     assert again.created is False

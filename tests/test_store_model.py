@@ -1,7 +1,8 @@
 """Random sequences of inbox operations agree with a plain in-memory model.
 
 After every step, each user's full list (walked page by page) and unread count must be
-exactly what the model says, for notifications to users, to roles and to everyone.
+exactly what the model says, for notifications to users, to roles and to everyone, with
+each user's preferences (types and categories switched off, critical ones shown anyway).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from tidings import ids
 from tidings.models import Audience, NewNotification, Principal
+from tidings.preferences import Preferences
 from tidings.store import PendingCreate, SqlStore
 from tidings.store.migrate import upgrade
 
@@ -26,6 +28,8 @@ USERS = {
     "carol": Principal("carol"),
 }
 ROLES = ["admin", "staff", "nobody"]
+TYPES = ["chat", "post"]
+CATEGORIES = [None, "news", "ops"]
 START_MS = 1_800_000_000_000
 
 
@@ -36,6 +40,9 @@ class ModelItem:
     roles: frozenset[str]
     everyone: bool
     expires_ms: int | None
+    type: str = "chat"
+    category: str | None = None
+    critical: bool = False
 
     def addressed_to(self, who: Principal) -> bool:
         return self.everyone or who.user in self.users or bool(self.roles & who.roles)
@@ -46,6 +53,15 @@ class ModelUser:
     read: set[int] = field(default_factory=set)
     hidden: set[int] = field(default_factory=set)
     read_through: int = 0
+    types: dict[str, bool] = field(default_factory=dict)
+    categories: dict[str, bool] = field(default_factory=dict)
+
+    def mutes(self, item: ModelItem) -> bool:
+        if item.critical:
+            return False
+        if self.types.get(item.type) is False:
+            return True
+        return item.category is not None and self.categories.get(item.category) is False
 
 
 class InboxMachine(RuleBasedStateMachine):
@@ -63,9 +79,7 @@ class InboxMachine(RuleBasedStateMachine):
     def open_store(self) -> None:
         self.directory = tempfile.TemporaryDirectory()
         url = f"sqlite+aiosqlite:///{self.directory.name}/model.db"
-        self.store = SqlStore(
-            url, max_age_ms=30 * 86_400_000, max_items=10_000, sole_writer=True
-        )
+        self.store = SqlStore(url, max_age_ms=30 * 86_400_000, max_items=10_000, sole_writer=True)
         self.run(upgrade(self.store.writer))
 
     def teardown(self) -> None:
@@ -84,6 +98,7 @@ class InboxMachine(RuleBasedStateMachine):
                 for item in self.items
                 if item.addressed_to(who)
                 and item.id not in state.hidden
+                and not state.mutes(item)
                 and (item.expires_ms is None or item.expires_ms > self.now)
             ),
             key=lambda item: item.id,
@@ -105,9 +120,19 @@ class InboxMachine(RuleBasedStateMachine):
         roles=st.frozensets(st.sampled_from(ROLES), max_size=2),
         everyone=st.booleans(),
         ttl_ms=st.none() | st.integers(min_value=1, max_value=5_000),
+        kind=st.sampled_from(TYPES),
+        category=st.sampled_from(CATEGORIES),
+        critical=st.booleans(),
     )
     def create(
-        self, users: frozenset[str], roles: frozenset[str], everyone: bool, ttl_ms: int | None
+        self,
+        users: frozenset[str],
+        roles: frozenset[str],
+        everyone: bool,
+        ttl_ms: int | None,
+        kind: str,
+        category: str | None,
+        critical: bool,
     ) -> None:
         if not (users or roles or everyone):
             everyone = True
@@ -118,11 +143,26 @@ class InboxMachine(RuleBasedStateMachine):
             datetime.fromtimestamp(expires_ms / 1000, tz=UTC) if expires_ms is not None else None
         )
         audience = Audience(users=tuple(sorted(users)), roles=tuple(sorted(roles)), all=everyone)
-        new = NewNotification(audience, "t", "info", "x", expires_at=expires_at)
-        [outcome] = self.run(self.store.insert([PendingCreate(new)], now_ms=self.now))
-        self.items.append(
-            ModelItem(ids.decode(outcome.notification.id), users, roles, everyone, expires_ms)
+        new = NewNotification(
+            audience, kind, "info", "x", expires_at=expires_at, category=category, critical=critical
         )
+        [outcome] = self.run(self.store.insert([PendingCreate(new)], now_ms=self.now)).outcomes
+        value = ids.decode(outcome.notification.id)
+        self.items.append(
+            ModelItem(value, users, roles, everyone, expires_ms, kind, category, critical)
+        )
+
+    @rule(
+        name=st.sampled_from(sorted(USERS)),
+        switch=st.sampled_from([("type", t) for t in TYPES] + [("category", "news")]),
+        enabled=st.booleans(),
+    )
+    def set_preference(self, name: str, switch: tuple[str, str], enabled: bool) -> None:
+        state = self.users[name]
+        kind, value = switch
+        (state.types if kind == "type" else state.categories)[value] = enabled
+        preferences = Preferences(dict(state.types), dict(state.categories))
+        self.run(self.store.set_preferences(name, preferences, now_ms=self.now))
 
     @rule(name=st.sampled_from(sorted(USERS)), pick=st.integers(min_value=0, max_value=50))
     def mark_read(self, name: str, pick: int) -> None:

@@ -200,6 +200,11 @@ li:not(.unread) .title { font-weight: 500; }
 }
 .read:hover { color: var(--_accent); border-color: var(--_accent); }
 .empty { margin: 0; padding: 28px 16px; text-align: center; color: var(--_muted); font-size: 14px; }
+.prefs { padding: 8px 16px 10px; border-bottom: 1px solid var(--_border); font-size: 14px; }
+.prefs[hidden] { display: none; }
+.prefs label { display: flex; align-items: center; gap: 8px; padding: 3px 0; cursor: pointer; }
+.prefs h3 { margin: 8px 0 2px; font-size: 12px; font-weight: 600; color: var(--_muted); text-transform: uppercase; letter-spacing: .04em; }
+.prefs .none { margin: 4px 0; color: var(--_muted); }
 footer { display: flex; justify-content: space-between; gap: 8px; padding: 6px 8px; border-top: 1px solid var(--_border); }
 .toasts {
   position: fixed; z-index: calc(var(--_z) + 1); right: 16px; bottom: 16px;
@@ -262,8 +267,14 @@ export class TidingsBell extends Base {
   <header>
     <h2 id="${this._uid}-title">Notifications</h2>
     <span class="conn" data-status="closed" aria-live="polite"></span>
+    <button class="link-btn settings" type="button" aria-expanded="false" aria-controls="${this._uid}-prefs">Settings</button>
     <button class="link-btn all" type="button" disabled>Mark all read</button>
   </header>
+  <section class="prefs" part="preferences" id="${this._uid}-prefs" aria-label="Notification settings" hidden>
+    <label><input type="checkbox" class="dnd"> Do not disturb for 8 hours</label>
+    <h3>Show</h3>
+    <div class="switches"></div>
+  </section>
   <ul part="list" aria-labelledby="${this._uid}-title"></ul>
   <p class="empty" part="empty">Loading…</p>
   <footer><button class="link-btn more" type="button" hidden>Load older</button><button class="link-btn desktop" type="button" hidden>Enable desktop notifications</button></footer>
@@ -273,8 +284,12 @@ export class TidingsBell extends Base {
     this._els = {
       bell: $('.bell'), badge: $('.badge'), dot: $('.dot'), panel: $('.panel'), conn: $('.conn'),
       all: $('.all'), list: $('ul'), empty: $('.empty'), more: $('.more'), desktop: $('.desktop'),
-      toasts: $('.toasts'), footer: $('footer'),
+      toasts: $('.toasts'), footer: $('footer'), settings: $('.settings'), prefs: $('.prefs'),
+      dnd: $('.dnd'), switches: $('.switches'),
     };
+    this._prefs = null;
+    this._els.settings.addEventListener('click', () => this._toggleSettings());
+    this._els.prefs.addEventListener('change', (e) => this._onPreferenceChange(e));
     this._els.bell.addEventListener('click', () => this.toggle());
     this._els.all.addEventListener('click', () => this._markAll());
     this._els.more.addEventListener('click', () => this._loadMore());
@@ -373,8 +388,9 @@ export class TidingsBell extends Base {
       c.on('change', () => this._render()),
       c.on('unread', () => this._renderBadge(true)),
       c.on('status', () => this._renderStatus()),
-      c.on('notification', (n) => this._onNotification(n)),
+      c.on('notification', (n, meta) => this._onNotification(n, meta)),
       c.on('refresh', () => this._render()),
+      c.on('preferences', (p) => this._renderPreferences(p)),
     ];
     document.addEventListener('click', this._onDocClick, true);
     this.shadowRoot.addEventListener('focusout', this._onFocusOut);
@@ -603,9 +619,75 @@ export class TidingsBell extends Base {
     }
   }
 
+  // -- preferences ---------------------------------------------------------------------------
+
+  async _toggleSettings() {
+    const show = this._els.prefs.hidden;
+    this._els.prefs.hidden = !show;
+    this._els.settings.setAttribute('aria-expanded', String(show));
+    if (!show || !this._client) return;
+    this._renderPreferences(this._prefs);
+    try {
+      this._renderPreferences(await this._client.preferences());
+    } catch { /* shown from what is known; the next change retries */ }
+  }
+
+  /** Switches for the categories and types this user has received, and do-not-disturb. */
+  _renderPreferences(prefs) {
+    if (prefs) this._prefs = prefs;
+    const p = this._prefs || { types: {}, categories: {}, do_not_disturb_until: null };
+    const seen = { categories: new Set(Object.keys(p.categories || {})), types: new Set(Object.keys(p.types || {})) };
+    for (const n of this._client ? this._client.notifications : []) {
+      if (n.category) seen.categories.add(n.category);
+      if (n.type) seen.types.add(n.type);
+    }
+    const until = p.do_not_disturb_until ? Date.parse(p.do_not_disturb_until) : 0;
+    this._els.dnd.checked = until > Date.now();
+    const box = this._els.switches;
+    box.replaceChildren();
+    for (const kind of ['categories', 'types']) {
+      for (const name of [...seen[kind]].sort()) {
+        const label = document.createElement('label');
+        const input = document.createElement('input');
+        input.type = 'checkbox';
+        input.dataset.kind = kind;
+        input.dataset.name = name;
+        input.checked = p[kind]?.[name]?.enabled !== false;
+        label.append(input, ` ${name}`);
+        if (kind === 'types') label.title = 'notification type';
+        box.append(label);
+      }
+    }
+    if (!box.children.length) {
+      const none = document.createElement('p');
+      none.className = 'none';
+      none.textContent = 'Nothing received yet.';
+      box.append(none);
+    }
+  }
+
+  async _onPreferenceChange(event) {
+    const input = event.target;
+    if (!this._client || input?.type !== 'checkbox') return;
+    let changes;
+    if (input.classList.contains('dnd')) {
+      const until = input.checked ? new Date(Date.now() + 8 * 3600 * 1000).toISOString() : null;
+      changes = { do_not_disturb_until: until };
+    } else {
+      changes = { [input.dataset.kind]: { [input.dataset.name]: { enabled: input.checked } } };
+    }
+    try {
+      this._renderPreferences(await this._client.setPreferences(changes));
+    } catch {
+      this._renderPreferences(null); // back to what the server last said
+    }
+  }
+
   // -- toasts and desktop notifications ----------------------------------------------------
 
-  _onNotification(n) {
+  _onNotification(n, meta) {
+    // Do-not-disturb: the badge counts it, but no toast and no desktop notification.
+    if (meta?.silent) return;
     this._desktop(n);
     if (this.getAttribute('toasts') === 'off') return;
     // A catch-up after a reconnect can bring many at once: one summary, not a toast storm.

@@ -12,7 +12,7 @@ export declare const Status: Readonly<{
 export declare const CloseCode: Readonly<{
   NORMAL: 1000; GOING_AWAY: 1001; ABNORMAL: 1006; MESSAGE_TOO_BIG: 1009; SERVICE_RESTART: 1012;
   HEARTBEAT_TIMEOUT: 4000; UNAUTHENTICATED: 4001; FORBIDDEN: 4003; RATE_LIMITED: 4008;
-  TOO_MANY_CONNECTIONS: 4009; SLOW_CONSUMER: 4010;
+  TOO_MANY_CONNECTIONS: 4009; SLOW_CONSUMER: 4010; INVALID_AFTER: 4400;
 }>;
 export declare const TRANSPORTS: readonly Transport[];
 /** The smallest notification id ("resume after this" = "send everything"). */
@@ -27,10 +27,24 @@ export interface Notification {
   body: string;
   data: Record<string, unknown>;
   url: string | null;
+  /** From the event type's template, or as given on create; null when none. */
+  category?: string | null;
+  actions?: { id: string; label: string; url?: string | null }[] | null;
   actor: string | null;
   created_at: string;
   expires_at?: string | null;
   read_at: string | null;
+}
+
+export interface Switch {
+  enabled: boolean;
+}
+
+export interface Preferences {
+  types: Record<string, Switch>;
+  categories: Record<string, Switch>;
+  /** ISO 8601; until then frames are silent (no toast, no desktop notification). */
+  do_not_disturb_until: string | null;
 }
 
 export interface Page {
@@ -98,7 +112,9 @@ export interface TidingsOptions {
 }
 
 export interface TidingsEvents {
-  notification: (notification: Notification) => void;
+  /** `silent` during do-not-disturb: count it, but show no toast. */
+  notification: (notification: Notification, meta: { silent: boolean }) => void;
+  preferences: (preferences: Preferences) => void;
   unread: (count: number) => void;
   read: (ids: string[]) => void;
   read_all: (through: string | null) => void;
@@ -143,6 +159,10 @@ export declare class Tidings {
   markRead(ids: string | string[]): Promise<void>;
   markAllRead(): Promise<void>;
   remove(id: string): Promise<void>;
+  /** The user's preferences (REST). */
+  preferences(): Promise<Preferences>;
+  /** Merge changes into them (`replace: true`: replace them); resolves to those in force. */
+  setPreferences(changes: Partial<Preferences>, options?: { replace?: boolean }): Promise<Preferences>;
   list(options?: { limit?: number; before?: string; unread?: boolean }): Promise<Page>;
   subscribe<T = unknown>(
     topic: string,
@@ -155,6 +175,7 @@ export default Tidings;
 // Pure helpers, exported for tests and for people building their own UI.
 export declare function backoffDelay(attempt: number, options?: { base?: number; cap?: number; random?: () => number }): number;
 export declare function closePolicy(code: number): { retry: boolean; refreshToken: boolean; minDelay: number; fallback: boolean };
+export declare function isResumeId(id: unknown): boolean;
 export declare function normalizeBase(url?: string, origin?: string): string;
 export declare function buildUrl(base: string, path: string, params?: Record<string, unknown>): string;
 export declare function wsUrl(base: string, params?: { token?: string | null; after?: string | null }): string;

@@ -30,6 +30,7 @@ export const CloseCode = Object.freeze({
   RATE_LIMITED: 4008,
   TOO_MANY_CONNECTIONS: 4009,
   SLOW_CONSUMER: 4010,
+  INVALID_AFTER: 4400, // the resume point is not a notification id: connect without it
 });
 
 export const TRANSPORTS = Object.freeze(['websocket', 'sse', 'polling']);
@@ -37,12 +38,17 @@ export const TRANSPORTS = Object.freeze(['websocket', 'sse', 'polling']);
 /** The smallest notification id: "resume after this" means "send me everything". */
 export const ZERO_ID = '0000000000000000';
 
+/** Whether `id` can be a resume point: 16 lowercase hex digits, at most 63 bits. */
+export function isResumeId(id) {
+  return typeof id === 'string' && /^[0-7][0-9a-f]{15}$/.test(id);
+}
+
 const STATUS_OF_TRANSPORT = { websocket: Status.OPEN, sse: Status.SSE, polling: Status.POLLING };
 
 /** Frame types a server sends; also the SSE event names. */
 export const SERVER_FRAME_TYPES = Object.freeze([
   'welcome', 'notification', 'read', 'read_all', 'deleted', 'unread', 'message',
-  'ping', 'pong', 'ack', 'list', 'error', 'resync',
+  'ping', 'pong', 'ack', 'list', 'error', 'resync', 'preferences',
 ]);
 
 /** A failure reported by the server (error frame, HTTP error) or by the client. */
@@ -97,6 +103,9 @@ export function closePolicy(code) {
       return { retry: true, refreshToken: false, minDelay: 1000, fallback: false };
     case CloseCode.SERVICE_RESTART:
       return { retry: true, refreshToken: false, minDelay: 250, fallback: false };
+    case CloseCode.INVALID_AFTER:
+      // Retrying with the same `after` would be refused forever: the client drops it.
+      return { retry: true, refreshToken: false, minDelay: 0, fallback: false };
     default:
       return { retry: true, refreshToken: false, minDelay: 0, fallback: true };
   }
@@ -477,7 +486,7 @@ export class Tidings {
     };
     this._events = new Emitter();
     this._inbox = createInbox();
-    this._dedup = new Dedup({ last: o.after ?? null });
+    this._dedup = new Dedup({ last: isResumeId(o.after) ? o.after : null });
     this._status = Status.CLOSED;
     this._user = null;
     this._gen = 0; // bumps on every (re)connect cycle and on close(); stale callbacks check it
@@ -495,6 +504,7 @@ export class Tidings {
     this._channel = null;
     this._stopped = false;
     this._lastError = null;
+    this._replaceOnWelcome = false;
     this._onOnline = () => {
       if (this._status === Status.RECONNECTING || this._status === Status.POLLING) this.reconnect();
     };
@@ -615,6 +625,27 @@ export class Tidings {
     }
   }
 
+  /**
+   * The user's preferences: `{types: {<type>: {enabled}}, categories: {...},
+   * do_not_disturb_until}` (REST).
+   */
+  async preferences() {
+    return this._rest('GET', '/me/preferences');
+  }
+
+  /**
+   * Change preferences: merged into the stored ones (`{replace: true}` replaces them).
+   * E.g. `setPreferences({categories: {news: {enabled: false}}})` or
+   * `setPreferences({do_not_disturb_until: '2030-01-01T09:00:00Z'})`. Resolves to the
+   * preferences now in force; the user's other tabs and devices get a `preferences` event.
+   */
+  async setPreferences(changes, { replace = false } = {}) {
+    const result = await this._rest(replace ? 'PUT' : 'PATCH', '/me/preferences', {}, false, changes);
+    // Streams get a `preferences` frame (and refetch then); polling hears of nothing.
+    if (this._conn?.kind === 'polling') this._refresh({ replace: true });
+    return result;
+  }
+
   /** Delete one notification from the user's inbox (REST). */
   async remove(id) {
     this._applyLocal({ type: 'deleted', ids: [id] });
@@ -700,6 +731,12 @@ export class Tidings {
         this._adopt(result.handle, i);
         return;
       }
+      if (result.code === CloseCode.INVALID_AFTER && this._dedup.last !== null) {
+        // A resume point the server does not take: start afresh (refetch the list).
+        this._forgetResumePoint();
+        i -= 1;
+        continue;
+      }
       if (result.code === CloseCode.UNAUTHENTICATED && this._getToken && !refreshed) {
         // Expired token: get a fresh one and start the cycle over once.
         refreshed = true;
@@ -712,6 +749,11 @@ export class Tidings {
       if (!closePolicy(result.code).fallback) break;
     }
     this._retryLater(last.code);
+  }
+
+  _forgetResumePoint() {
+    this._dedup.last = null;
+    this._replaceOnWelcome = true;
   }
 
   _tokenStale() {
@@ -897,7 +939,8 @@ export class Tidings {
       return;
     }
     if (!policy.retry) return this._fatal(new TidingsError('forbidden', `server refused the connection (${code})`));
-    if (code === CloseCode.SLOW_CONSUMER || code === CloseCode.HEARTBEAT_TIMEOUT) {
+    if (code === CloseCode.INVALID_AFTER) this._forgetResumePoint();
+    if (code === CloseCode.SLOW_CONSUMER || code === CloseCode.HEARTBEAT_TIMEOUT || code === CloseCode.INVALID_AFTER) {
       // Resume straight away (tiny jitter): the server is fine, this link was not.
       this._gen += 1;
       this._setStatus(Status.RECONNECTING);
@@ -995,10 +1038,17 @@ export class Tidings {
         const n = frame.notification;
         if (!n || !this._dedup.accept(n.id)) return;
         this._apply(frame);
-        this._emit('notification', n);
-        this._broadcast({ type: 'notification', notification: n });
+        // During do-not-disturb the item still arrives and counts, but shows no toast.
+        const meta = { silent: frame.silent === true };
+        this._emit('notification', n, meta);
+        this._broadcast({ type: 'notification', notification: n, silent: meta.silent });
         return;
       }
+      case 'preferences':
+        // What is shown and counted changed: take the list again, as the server filters it.
+        this._emit('preferences', frame.preferences);
+        this._refresh({ replace: true });
+        return;
       case 'unread':
       case 'read':
       case 'read_all':
@@ -1047,8 +1097,11 @@ export class Tidings {
     if (handle.kind !== 'polling') {
       this._startWatchdog(handle, frame.heartbeat);
       for (const [topic, entry] of this._topics) this._sendSubscribe(topic, entry, handle);
-      // Read state may have changed while away; a missed notification comes by replay.
-      Promise.resolve().then(() => this._refresh());
+      // Read state may have changed while away; a missed notification comes by replay
+      // (without a resume point nothing is replayed: the list replaces what we had).
+      const replace = this._replaceOnWelcome;
+      this._replaceOnWelcome = false;
+      Promise.resolve().then(() => this._refresh({ replace }));
     }
     this._emit('welcome', frame);
   }
@@ -1155,7 +1208,7 @@ export class Tidings {
       // Another tab heard it first (e.g. this one is polling): take it, deduplicated.
       if (this._conn?.kind === 'polling' && frame.notification && this._dedup.accept(frame.notification.id)) {
         this._apply(frame);
-        this._emit('notification', frame.notification);
+        this._emit('notification', frame.notification, { silent: frame.silent === true });
       }
       return;
     }
@@ -1198,17 +1251,19 @@ export class Tidings {
     }
   }
 
-  async _rest(method, path, params = {}, retried = false) {
+  async _rest(method, path, params = {}, retried = false, json = undefined) {
     if (!this._env.fetch) throw new TidingsError('transport', 'fetch is not available');
     if (!this._token && this._getToken) this._token = await this._getToken();
-    const response = await this._env.fetch(apiUrl(this._base, path, params), {
-      method,
-      headers: { Authorization: `Bearer ${this._token}`, Accept: 'application/json' },
-      credentials: 'omit',
-    });
+    const headers = { Authorization: `Bearer ${this._token}`, Accept: 'application/json' };
+    const init = { method, headers, credentials: 'omit' };
+    if (json !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(json);
+    }
+    const response = await this._env.fetch(apiUrl(this._base, path, params), init);
     if (response.status === 401 && this._getToken && !retried) {
       this._token = await this._getToken();
-      return this._rest(method, path, params, true);
+      return this._rest(method, path, params, true, json);
     }
     let body = null;
     if (response.status !== 204) {

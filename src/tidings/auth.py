@@ -107,6 +107,7 @@ class Authenticator:
         roles: list[str] | None = None,
         ttl: int = 3600,
         topics: list[str] | None = None,
+        locale: str | None = None,
     ) -> str:
         """A development token signed with the HS256 secret."""
         if self.secret is None:
@@ -116,6 +117,8 @@ class Authenticator:
             claims["roles"] = roles
         if topics:
             claims["topics"] = topics
+        if locale:
+            claims["locale"] = locale
         return jwt.encode(claims, self.secret, algorithm="HS256")
 
 
@@ -129,19 +132,35 @@ def bearer(header: str | None) -> str | None:
 
 def _principal(claims: dict[str, Any]) -> Principal:
     user = claims.get("sub")
-    if not isinstance(user, str) or not user or len(user) > 200:
-        raise Unauthenticated("`sub` must be a non-empty string", code="invalid_token")
+    if not isinstance(user, str) or not user or len(user) > 200 or "\x00" in user:
+        raise Unauthenticated(
+            "`sub` must be a non-empty string of at most 200 characters without U+0000",
+            code="invalid_token",
+        )
     roles = claims.get("roles") or []
     topics = claims.get("topics") or []
     if not _strings(roles) or not _strings(topics):
         raise Unauthenticated("`roles` and `topics` must be lists of strings", code="invalid_token")
+    locale = claims.get("locale")
+    if locale is not None and not (isinstance(locale, str) and 0 < len(locale) <= 35):
+        raise Unauthenticated(
+            "`locale` must be a language tag (`de-AT`) of at most 35 characters",
+            code="invalid_token",
+        )
     return Principal(
-        user=user, roles=frozenset(roles), topics=tuple(topics), expires_at=float(claims["exp"])
+        user=user,
+        roles=frozenset(roles),
+        topics=tuple(topics),
+        expires_at=float(claims["exp"]),
+        locale=locale,
     )
 
 
 def _strings(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+    """A list of non-empty strings the store can keep (PostgreSQL text holds no U+0000)."""
+    return isinstance(value, list) and all(
+        isinstance(v, str) and v and "\x00" not in v for v in value
+    )
 
 
 def _default_algorithms(secret: str | None, public_key: Any) -> list[str]:

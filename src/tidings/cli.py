@@ -1,12 +1,16 @@
-"""The ``tidings`` command: serve, token, send, migrate."""
+"""The ``tidings`` command: serve, token, send, migrate, templates."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +18,8 @@ import httpx
 from tidings import __version__
 from tidings.auth import Authenticator
 from tidings.credentials import Bootstrapped, ensure_secrets
+from tidings.logs import log_config
+from tidings.redaction import redact
 from tidings.settings import Settings
 
 
@@ -39,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (TIDINGS_PORT, default 8000)")
     serve.add_argument("--workers", type=int, help="processes; >1 needs a Redis broker")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--access-log", action="store_true", help="log every request (secrets redacted)"
+    )
     serve.set_defaults(run=_serve)
 
     token = commands.add_parser("token", help="print a development JWT for a user")
@@ -57,15 +66,33 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--type", default="notification")
     send.add_argument("--level", default="info", choices=["info", "success", "warning", "error"])
     send.add_argument("--url", help="server URL (default TIDINGS_PUBLIC_URL or host:port)")
+    send.add_argument("--port", type=int, help="port of a server on this host (TIDINGS_PORT)")
     send.set_defaults(run=_send)
 
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(run=_migrate)
+
+    templates = commands.add_parser("templates", help="event templates of a running server")
+    which = templates.add_subparsers(title="templates commands")
+    push = which.add_parser("push", help="create or replace the templates of a TOML/YAML file")
+    push.add_argument("file", help="event types to templates (see the README)")
+    listing = which.add_parser("list", help="the server's templates")
+    for sub, run in ((push, _templates_push), (listing, _templates_list)):
+        sub.add_argument("--url", help="server URL (default TIDINGS_PUBLIC_URL or host:port)")
+        sub.add_argument("--port", type=int, help="port of a server on this host (TIDINGS_PORT)")
+        sub.set_defaults(run=run)
+
+    doctor = commands.add_parser(
+        "doctor", help="check configuration, database, broker, secrets and clocks"
+    )
+    doctor.set_defaults(run=_doctor)
     return parser
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+
+    from tidings.web import httpserver, wsprotocol
 
     for name in ("host", "port", "workers"):
         value = getattr(args, name)
@@ -82,6 +109,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     _run_migrations(settings)
     os.environ["TIDINGS_SKIP_MIGRATE"] = "1"
+    if settings.workers > 1:
+        _share_metrics()
     _banner(boot)
     uvicorn.run(
         "tidings.web:create_app",
@@ -90,14 +119,29 @@ def _serve(args: argparse.Namespace) -> int:
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        http=httpserver.PROTOCOL,  # httptools, answering unparsable requests in JSON
+        ws=wsprotocol.IMPORT_PATH,
         ws_max_size=settings.max_frame_bytes,
         ws_ping_interval=None,
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace)),
         log_level=args.log_level,
-        access_log=False,
+        log_config=log_config(settings.log_format, args.log_level),
+        access_log=args.access_log,
     )
     return 0
+
+
+def _share_metrics() -> None:
+    """Workers write their metrics to one directory that ``/metrics`` sums (multiprocess).
+
+    Set before any worker imports prometheus-client. Ours is fresh and removed on exit;
+    an operator's ``PROMETHEUS_MULTIPROC_DIR`` is used as given (wipe it between runs).
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    directory = tempfile.mkdtemp(prefix="tidings-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
 
 
 def _banner(boot: Bootstrapped) -> None:
@@ -106,8 +150,8 @@ def _banner(boot: Bootstrapped) -> None:
     lines = [f"tidings {__version__} on {base}", f"  API docs:   {base}/docs"]
     if settings.dev:
         lines.append(f"  demo page:  {base}/demo")
-    lines.append(f"  database:   {_redact(settings.database_url)}")
-    lines.append(f"  broker:     {_redact(settings.broker_url)}")
+    lines.append(f"  database:   {redact(settings.database_url)}")
+    lines.append(f"  broker:     {redact(settings.broker_url)}")
     if boot.generated_api_key:
         lines.append(f"  API key:    {settings.api_keys[0]}   (kept in {settings.secrets_file})")
     if settings.jwt_secret:
@@ -115,21 +159,15 @@ def _banner(boot: Bootstrapped) -> None:
     print("\n".join(lines), flush=True)
 
 
-def _redact(url: str) -> str:
-    """Hide a password in a URL: explicitly configured secrets are never printed."""
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{host}" if ":" in credentials else url
+def _base_url(settings: Settings, *, port: int | None = None) -> str:
+    """Where this host reaches the server: ``TIDINGS_PUBLIC_URL``, else host and port.
 
-
-def _base_url(settings: Settings) -> str:
-    if settings.public_url:
+    An explicit ``port`` (``--port``) names a server on this host and wins over both.
+    """
+    if settings.public_url and port is None:
         return settings.public_url.rstrip("/")
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    return f"http://{host}:{settings.port}"
+    return f"http://{host}:{settings.port if port is None else port}"
 
 
 def _run_migrations(settings: Settings) -> None:
@@ -152,6 +190,19 @@ def _migrate(_: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(_: argparse.Namespace) -> int:
+    from tidings import doctor
+
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        print(f"fail  configuration  {redact(str(exc))}", file=sys.stdout)
+        return 1
+    checks = asyncio.run(doctor.run(settings))
+    print(doctor.report(checks))
+    return 1 if any(check.status == "fail" for check in checks) else 0
+
+
 def _token(args: argparse.Namespace) -> int:
     settings = ensure_secrets(Settings()).settings
     if not settings.jwt_secret:
@@ -163,12 +214,12 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _send(args: argparse.Namespace) -> int:
-    settings = ensure_secrets(Settings()).settings
     try:
         audience = _audience(args.to)
     except ValueError as exc:
         print(f"tidings: {exc}", file=sys.stderr)
         return 2
+    settings = ensure_secrets(Settings()).settings
     body = {
         "to": audience,
         "title": args.title,
@@ -176,7 +227,8 @@ def _send(args: argparse.Namespace) -> int:
         "type": args.type,
         "level": args.level,
     }
-    url = (args.url or _base_url(settings)).rstrip("/") + "/api/v1/notifications"
+    base = args.url or _base_url(settings, port=args.port)
+    url = base.rstrip("/") + "/api/v1/notifications"
     headers = {"Authorization": f"Bearer {settings.api_keys[0]}"}
     try:
         response = httpx.post(url, json=body, headers=headers, timeout=10)
@@ -187,12 +239,32 @@ def _send(args: argparse.Namespace) -> int:
     return 0 if response.is_success else 1
 
 
+def _templates_push(args: argparse.Namespace) -> int:
+    from tidings import cli_templates
+
+    settings = ensure_secrets(Settings()).settings
+    base = args.url or _base_url(settings, port=args.port)
+    return cli_templates.push(base.rstrip("/"), settings.api_keys[0], Path(args.file))
+
+
+def _templates_list(args: argparse.Namespace) -> int:
+    from tidings import cli_templates
+
+    settings = ensure_secrets(Settings()).settings
+    base = args.url or _base_url(settings, port=args.port)
+    return cli_templates.show(base.rstrip("/"), settings.api_keys[0])
+
+
 def _audience(targets: list[str]) -> dict[str, Any]:
+    """``--to`` values as the API's ``to``; ``all`` stands alone (nothing is dropped)."""
+    if "all" in targets:
+        if len(targets) > 1:
+            others = " ".join(f"--to {t}" for t in targets if t != "all")
+            raise ValueError(f"--to all already reaches everyone: drop {others} or --to all")
+        return {"all": True}
     users, roles = [], []
     for target in targets:
         kind, _, name = target.partition(":")
-        if kind == "all" and not name:
-            return {"all": True}
         if kind == "user" and name:
             users.append(name)
         elif kind == "role" and name:

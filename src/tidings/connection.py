@@ -4,29 +4,29 @@ The hub offers frames without ever awaiting; the transport (WebSocket or SSE pum
 takes them out with :meth:`Connection.next_frame`. A connection whose outbox is full is
 closed as a slow consumer rather than allowed to hold memory or delay anyone else.
 
-Notification frames are de-duplicated per connection: one notification can arrive via
-``u:alice`` and ``r:admin``, or both live and in a resume replay. While *holding*
-(during a resume or resync replay) live frames are buffered, then flushed through the
-same de-duplication, so the client sees no gap and no duplicate.
+Notifications reach a connection in id order (the feed fans out in commit order and a
+replay reads the store oldest first), so one watermark de-duplicates them: a
+notification at or below :attr:`Connection.last_id` was delivered already (it arrived
+through ``u:alice`` and ``r:admin``, or both by replay and live) and is dropped. While
+*holding* (during the resume replay) live frames are buffered, then flushed through the
+same watermark, so the client sees no gap, no duplicate and no reordering.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections import deque
 from collections.abc import Callable
 
-from tidings import ids
 from tidings.errors import CloseCode
 from tidings.models import Principal
+from tidings.preferences import Preferences
 from tidings.protocol import TopicFilter
 
 Item = tuple[str | None, bytes]
 """(notification id or None, encoded frame)."""
-
-DEDUP_WINDOW = 1024
-
 
 class ConnectionClosed(Exception):
     """Raised by :meth:`Connection.next_frame` once the connection is closed."""
@@ -35,35 +35,6 @@ class ConnectionClosed(Exception):
         super().__init__(f"connection closed ({code}): {reason}")
         self.code = code
         self.reason = reason
-
-
-class RecentIds:
-    """Notification ids a connection has already been given.
-
-    A bounded window of recent ids plus a floor: anything at or below the floor (the
-    resume point, or the highest id evicted from the window) counts as seen.
-    """
-
-    def __init__(self, *, size: int = DEDUP_WINDOW, floor: str | None = None) -> None:
-        self._size = size
-        self._order: deque[str] = deque()
-        self._seen: set[str] = set()
-        self.floor = floor
-        self.highest = floor
-
-    def add(self, notification_id: str) -> bool:
-        """Record an id; False if it was seen before (the frame must be dropped)."""
-        if notification_id in self._seen or (self.floor and notification_id <= self.floor):
-            return False
-        self._seen.add(notification_id)
-        self._order.append(notification_id)
-        if len(self._order) > self._size:
-            evicted = self._order.popleft()
-            self._seen.discard(evicted)
-            self.floor = max(self.floor or evicted, evicted)
-        if self.highest is None or notification_id > self.highest:
-            self.highest = notification_id
-        return True
 
 
 class Connection:
@@ -82,19 +53,25 @@ class Connection:
         self.principal = principal
         self.transport = transport
         self.topics: dict[str, TopicFilter | None] = {}
-        self.seen = RecentIds(floor=after)
-        # Resync after a broker outage starts from here when nothing was delivered yet.
-        self.started_at = ids.encode(ids.floor_for_ms(ids.time_ms()))
+        self.preferences: Preferences | None = None
+        """The user's muted types and categories and do-not-disturb (set by the hub)."""
+        self.last_id = after
+        """The newest notification id this connection has been given (or resumed after)."""
         self._limit = outbox_size
         self._outbox: deque[Item] = deque()
         self._held: deque[Item] | None = None
         self._direct: Callable[[bytes], bool] | None = None
         self._ready = asyncio.Event()
-        self._resync = asyncio.Event()
         self._closed = asyncio.Event()
         self._closing = False
         self.close_code: int | None = None
         self.close_reason = ""
+        self.connected_at = time.time()
+        self.heard_at = 0.0
+        """When the client last sent a frame (seconds since the epoch; 0: never)."""
+        self.user_agent: str | None = None
+        self.delivered = 0
+        """Notifications handed to this connection (summed for metrics and stats)."""
 
     @property
     def user(self) -> str:
@@ -111,10 +88,6 @@ class Connection:
     @property
     def writes_directly(self) -> bool:
         return self._direct is not None
-
-    def resume_point(self) -> str:
-        """The id after which this connection may have missed notifications."""
-        return self.seen.highest or self.started_at
 
     # -- producers (never await) ----------------------------------------------------------
 
@@ -148,8 +121,11 @@ class Connection:
         self._direct = writer
 
     def _enqueue(self, frame: bytes, notification_id: str | None) -> bool:
-        if notification_id is not None and not self.seen.add(notification_id):
-            return True
+        if notification_id is not None:
+            if self.last_id is not None and notification_id <= self.last_id:
+                return True  # delivered already
+            self.last_id = notification_id
+            self.delivered += 1
         if self._direct is not None:
             if self._direct(frame):
                 return True
@@ -166,6 +142,14 @@ class Connection:
         """Buffer live frames until :meth:`release` (used around a replay)."""
         if self._held is None:
             self._held = deque()
+
+    def drop_held_notifications(self) -> list[str]:
+        """Forget the notifications held so far (they will be replayed); their ids."""
+        if not self._held:
+            return []
+        dropped = [nid for nid, _ in self._held if nid is not None]
+        self._held = deque(item for item in self._held if item[0] is None)
+        return dropped
 
     def release(self) -> None:
         """Stop holding: flush buffered live frames, dropping notifications already sent."""
@@ -184,14 +168,7 @@ class Connection:
         self._outbox.clear()
         self._held = None
         self._ready.set()
-        self._resync.set()
         self._closed.set()
-
-    def request_resync(self) -> None:
-        """Messages may have been lost (broker outage): hold now, transport replays."""
-        if not self._closing:
-            self.hold()
-            self._resync.set()
 
     # -- consumers (the transport) --------------------------------------------------------
 
@@ -205,13 +182,6 @@ class Connection:
         if self._closing:
             raise ConnectionClosed(self.close_code, self.close_reason)
         return self._outbox.popleft()
-
-    async def wait_resync(self) -> None:
-        """Return when a resync was requested; raise :class:`ConnectionClosed` if closed."""
-        await self._resync.wait()
-        self._resync.clear()
-        if self._closing:
-            raise ConnectionClosed(self.close_code, self.close_reason)
 
     async def wait_closed(self) -> None:
         await self._closed.wait()

@@ -24,6 +24,8 @@ class CloseCode(IntEnum):
     RATE_LIMITED = 4008
     TOO_MANY_CONNECTIONS = 4009
     SLOW_CONSUMER = 4010
+    INVALID_AFTER = 4400
+    """The resume point is not a notification id: reconnect without ``after``."""
 
 
 class TidingsError(Exception):
@@ -68,7 +70,15 @@ class TooLarge(TidingsError):
 
 
 class RateLimited(TidingsError):
+    """Over a limit; ``retry_after`` (seconds), when known, becomes ``Retry-After``."""
+
     status, code = 429, "rate_limited"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
 
 
 class Unavailable(TidingsError):

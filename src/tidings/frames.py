@@ -1,9 +1,8 @@
-"""Server frames and the broker envelope: pure functions, bytes out.
+"""Server frames: pure functions, bytes out.
 
-A frame is encoded once per publish. The broker carries it inside an envelope whose
-first line says what it is, so a process can route and de-duplicate without parsing
-the JSON: ``b"n <id>\\n<frame>"`` for a notification, ``b"e\\n<frame>"`` for any other
-event (read state, topic messages, control).
+A frame is encoded once per fan-out. The broker carries event frames (read state,
+topic messages) as they are; notifications reach other processes through the store's
+log (:mod:`tidings.feed`), not the broker.
 """
 
 from __future__ import annotations
@@ -12,15 +11,44 @@ from typing import Any
 
 import orjson
 
-from tidings.models import Notification
+from tidings.models import Notification, match_locale
 
 
 def encode(frame: dict[str, Any]) -> bytes:
     return orjson.dumps(frame)
 
 
-def notification(item: Notification) -> bytes:
-    return encode({"type": "notification", "notification": item.to_public()})
+def notification(item: Notification, locale: str | None = None, *, silent: bool = False) -> bytes:
+    """The frame of a notification in the reader's ``locale``; ``silent`` during do-not-disturb."""
+    frame: dict[str, Any] = {"type": "notification", "notification": item.to_public(locale)}
+    if silent:
+        frame["silent"] = True
+    return encode(frame)
+
+
+class NotificationFrames:
+    """One notification's frames per variant (locale, silent), each encoded once, lazily.
+
+    A fan-out encodes per distinct variant its readers need, not per connection: readers
+    whose locale falls back to the same variant share the same bytes.
+    """
+
+    __slots__ = ("_by_locale", "_by_variant", "item")
+
+    def __init__(self, item: Notification, default: bytes) -> None:
+        self.item = item
+        self._by_variant: dict[tuple[str | None, bool], bytes] = {(None, False): default}
+        self._by_locale: dict[str | None, str | None] = {None: None}
+
+    def frame(self, locale: str | None, silent: bool = False) -> bytes:
+        variant = self._by_locale.get(locale, _UNKNOWN)
+        if variant is _UNKNOWN:
+            variant = self._by_locale[locale] = match_locale(self.item.locales, locale)
+        key = (variant, silent)
+        found = self._by_variant.get(key)
+        if found is None:
+            found = self._by_variant[key] = notification(self.item, variant, silent=silent)
+        return found
 
 
 def welcome(*, user: str, connection: str, heartbeat: float, unread: int) -> bytes:
@@ -51,6 +79,15 @@ def unread(count: int) -> bytes:
     return encode({"type": "unread", "count": count})
 
 
+PREFERENCES_PREFIX = b'{"type":"preferences"'
+"""How the hub tells a preferences frame (it updates the connections) from the others."""
+
+
+def preferences(value: dict[str, Any]) -> bytes:
+    """The user's preferences changed (``Preferences.to_public()``)."""
+    return encode({"type": "preferences", "preferences": value})
+
+
 def message(topic: str, data: Any) -> bytes:
     return encode({"type": "message", "topic": topic, "data": data})
 
@@ -62,15 +99,4 @@ def error(code: str, message: str, ref: Any = None) -> bytes:
 PING = encode({"type": "ping"})
 PONG = encode({"type": "pong"})
 
-
-def envelope(frame: bytes, notification_id: str | None = None) -> bytes:
-    head = b"n " + notification_id.encode() if notification_id else b"e"
-    return head + b"\n" + frame
-
-
-def open_envelope(payload: bytes) -> tuple[str | None, bytes]:
-    """Split an envelope into (notification id or None, frame bytes)."""
-    head, _, frame = payload.partition(b"\n")
-    if head.startswith(b"n "):
-        return head[2:].decode(), frame
-    return None, frame
+_UNKNOWN: Any = object()

@@ -1,41 +1,53 @@
 """The registry of live connections in this process, and fan-out to them.
 
 Connections are indexed by id, by user, and by channel: audience keys (``u:<user>``,
-``r:<role>``, ``*``) and topic channels (``t:<topic>``). A channel is subscribed on the
-broker once per process while any local connection needs it (reference counted).
+``r:<role>``, ``*``) and topic channels (``t:<topic>``). User and topic channels are
+subscribed on the broker once per process while any local connection needs them
+(reference counted): they carry read-state frames and topic messages. Notifications do
+not travel through the broker: the :class:`~tidings.feed.Feed` hands them to
+:meth:`Hub.deliver` in id order.
 
-:meth:`Hub.dispatch` is the broker's ``on_message``: it opens the envelope once and
-offers the same bytes to every local connection on the channel without awaiting any of
-them. Fan-outs larger than ``fanout_slice`` continue in slices that yield to the event
-loop, in order per channel, so a message to one user is not stuck behind a broadcast
-to ten thousand. The hub does no database or Redis I/O of its own.
+Both fan-outs encode once and offer the same bytes to every local connection without
+awaiting any of them. Fan-outs larger than ``fanout_slice`` continue in slices that
+yield to the event loop. Notifications keep one global order (a later one waits behind
+a broadcast still in slices), so every connection sees them in id order; broker events
+keep their order per channel, and a read-state frame to one user is not stuck behind a
+broadcast to ten thousand. The hub does no database or Redis I/O of its own.
 
-Guarantees, in short. Notifications reach a connection exactly once: live through the
-broker, and through a replay from the store on resume (``?after=``) or after a broker
-outage (:meth:`Hub.resync_all`); the connection de-duplicates the overlap. Per channel,
-frames keep publish order; a replay goes out oldest first, before any held live frame.
-Read-state frames and topic messages are at most once (the welcome carries the unread
-count again). Backpressure is a policy, not a wait: a full outbox closes the
-connection with 4010 and the client resumes.
+Guarantees, in short. Notifications reach a connection exactly once and in id order:
+live from the feed, and through a replay from the store on resume (``?after=``); the
+connection drops any id at or below the last one it delivered. Read-state frames and
+topic messages are at most once (the welcome carries the unread count again).
+Backpressure is a policy, not a wait: a full outbox closes the connection with 4010
+and the client resumes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from tidings import frames
+from tidings import frames, telemetry
 from tidings.broker.base import Broker
 from tidings.connection import Connection
-from tidings.errors import CloseCode
-from tidings.models import Principal, topic_channel
+from tidings.errors import CloseCode, RateLimited
+from tidings.frames import NotificationFrames
+from tidings.models import Notification, Principal, topic_channel, user_key
+from tidings.preferences import Preferences, from_public
 from tidings.protocol import TopicFilter
 
+log = logging.getLogger("tidings.hub")
+
 _TOPIC_PREFIX = "t:"
+_NOTIFICATIONS = "\0notifications"
+"""Backlog key of the notification fan-out (not a channel name: those never hold NUL)."""
 
 
 @dataclass(slots=True)
@@ -50,6 +62,8 @@ class _Fanout:
     frame: bytes
     targets: list[Connection]
     topic: str | None
+    variants: NotificationFrames | None = None
+    """Set when readers may need another frame than ``frame``: locales, preferences."""
 
 
 class Hub:
@@ -68,9 +82,11 @@ class Hub:
         self._locks: dict[str, _ChannelLock] = {}
         self._backlog: dict[str, deque[_Fanout]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.resync_slots = asyncio.Semaphore(32)
-        """Bounds concurrent resync replays (database queries) after a broker outage."""
+        self._with_preferences: set[str] = set()
+        """Connections holding preferences: notifications then take the slower path."""
         self.slow_consumers = 0
+        self.retired_deliveries: dict[str, int] = {}
+        """Deliveries of connections gone, by transport (see :meth:`deliveries`)."""
 
     # -- registry ---------------------------------------------------------------------
 
@@ -80,34 +96,64 @@ class Hub:
         """A new connection with this hub's outbox size (not yet registered)."""
         return Connection(principal, outbox_size=self.outbox_size, after=after, transport=transport)
 
-    async def register(self, conn: Connection, *, hold: bool = True) -> None:
-        """Index ``conn`` and subscribe its audience channels; returns once subscribed.
+    def register(self, conn: Connection, *, hold: bool = True, limit: int | None = None) -> None:
+        """Index ``conn``, refusing it if its user already has ``limit`` connections.
 
-        With ``hold`` (the default) live frames are buffered until ``conn.release()``,
-        so the transport can send welcome and replay first.
+        Check and insert happen with no await between them, so concurrent opens cannot
+        overshoot the cap; a connection counts until :meth:`unregister`. Then
+        :meth:`ready` waits for the broker. With ``hold`` (the default) live frames are
+        buffered until ``conn.release()``, so the transport can send welcome and replay
+        first.
         """
         if conn.id in self._connections:
             raise RuntimeError(f"connection {conn.id} is already registered")
+        mine = self._by_user.get(conn.user, {})
+        if limit is not None and len(mine) >= limit:
+            raise RateLimited("too many connections for this user", code="too_many_connections")
         if hold:
             conn.hold()
         self._connections[conn.id] = conn
-        self._by_user.setdefault(conn.user, {})[conn.id] = conn
+        self._by_user[conn.user] = mine
+        mine[conn.id] = conn
         for key in conn.principal.audience_keys():
             self._members.setdefault(key, {})[conn.id] = conn
-        await asyncio.gather(*(self._sync(key) for key in conn.principal.audience_keys()))
+        if conn.preferences is not None:
+            self._with_preferences.add(conn.id)
 
-    async def unregister(self, conn: Connection) -> None:
-        """Forget ``conn`` and drop channels no other local connection needs. Idempotent."""
+    async def ready(self, conn: Connection) -> None:
+        """Return once the broker carries ``conn``'s user channel (its read-state frames)."""
+        await self._sync(user_key(conn.user))
+
+    def unregister(self, conn: Connection) -> None:
+        """Forget ``conn`` now; channels nobody needs any more are dropped in the background.
+
+        Synchronous so that it completes even in a cancelled task. Idempotent.
+        """
         if self._connections.pop(conn.id, None) is None:
             return
+        retired = self.retired_deliveries
+        retired[conn.transport] = retired.get(conn.transport, 0) + conn.delivered
+        self._with_preferences.discard(conn.id)
         user = self._by_user.get(conn.user, {})
         user.pop(conn.id, None)
         if not user:
             self._by_user.pop(conn.user, None)
-        channels = [*conn.principal.audience_keys(), *map(topic_channel, conn.topics)]
-        for channel in channels:
+        for key in conn.principal.audience_keys():
+            self._leave(key, conn)
+        channels = [user_key(conn.user), *map(topic_channel, conn.topics)]
+        for channel in channels[1:]:
             self._leave(channel, conn)
-        await asyncio.gather(*(self._sync(channel) for channel in channels))
+        self._spawn(self._sync_all(channels))
+
+    async def _sync_all(self, channels: list[str]) -> None:
+        for outcome in await asyncio.gather(*map(self._sync, channels), return_exceptions=True):
+            if isinstance(outcome, Exception):  # the broker resubscribes what it still holds
+                log.warning("dropping a broker subscription failed: %r", outcome)
+
+    async def settled(self) -> None:
+        """Wait for background work (unsubscriptions, sliced fan-outs) to finish."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def subscribe(self, conn: Connection, topic: str, flt: TopicFilter | None) -> None:
         """Add ``conn`` to a topic (or replace its filter); returns once subscribed."""
@@ -155,6 +201,17 @@ class Hub:
     def connections_for_user(self, user: str) -> list[Connection]:
         return list(self._by_user.get(user, {}).values())
 
+    def live(self) -> list[Connection]:
+        """Every registered connection."""
+        return list(self._connections.values())
+
+    def deliveries(self) -> dict[str, int]:
+        """Notifications handed to connections since start, by transport."""
+        totals = dict(self.retired_deliveries)
+        for conn in self._connections.values():
+            totals[conn.transport] = totals.get(conn.transport, 0) + conn.delivered
+        return totals
+
     def stats(self) -> dict[str, int]:
         """Live figures of this process, for ``/metrics`` and ``/api/v1/stats``."""
         by_transport: dict[str, int] = {}
@@ -170,19 +227,57 @@ class Hub:
 
     # -- fan-out ----------------------------------------------------------------------
 
-    def dispatch(self, channel: str, payload: bytes) -> None:
-        """Broker ``on_message``: offer the envelope's frame to local connections."""
+    def deliver(
+        self,
+        notification_id: str,
+        keys: Sequence[str],
+        frame: bytes | None = None,
+        item: Notification | None = None,
+    ) -> None:
+        """The feed's output: offer a notification frame to its local recipients, in order.
+
+        ``frame`` is the notification in its default language; without it, it is encoded
+        from ``item``, and only when this process has recipients (every process follows
+        every notification). With ``item``, readers whose locale has a variant, and
+        connections holding preferences (muted types or categories, do-not-disturb), get
+        their own frame, encoded once per variant.
+        """
+        if len(keys) == 1:
+            members = self._members.get(keys[0])
+            targets = list(members.values()) if members else []
+        else:
+            found: dict[str, Connection] = {}
+            for key in keys:
+                found.update(self._members.get(key, ()))
+            targets = list(found.values())
+        if not targets:
+            return
+        if frame is None:
+            if item is None:
+                raise ValueError("deliver needs the frame or the notification")
+            frame = frames.notification(item)
+        job = _Fanout(notification_id, frame, targets, None)
+        if item is not None and (item.locales or self._with_preferences):
+            job.variants = NotificationFrames(item, frame)
+        self._enqueue(_NOTIFICATIONS, job)
+
+    def dispatch(self, channel: str, frame: bytes) -> None:
+        """Broker ``on_message``: offer an event frame to local connections on ``channel``."""
         members = self._members.get(channel)
         if not members:
             return
-        notification_id, frame = frames.open_envelope(payload)
+        if frame.startswith(frames.PREFERENCES_PREFIX):
+            self._preferences_changed(members.values(), frame)
         topic = channel[len(_TOPIC_PREFIX) :] if channel.startswith(_TOPIC_PREFIX) else None
-        job = _Fanout(notification_id, frame, list(members.values()), topic)
+        self._enqueue(channel, _Fanout(None, frame, list(members.values()), topic))
+
+    def _enqueue(self, channel: str, job: _Fanout) -> None:
         backlog = self._backlog.get(channel)
         if backlog is not None:
             backlog.append(job)  # keep per-channel order behind a fan-out in progress
         elif len(job.targets) <= self.fanout_slice:
             self._deliver(job, job.targets)
+            _delivered(job)
         else:
             self._backlog[channel] = deque([job])
             self._spawn(self._drain(channel))
@@ -195,11 +290,15 @@ class Hub:
                 for start in range(0, len(job.targets), self.fanout_slice):
                     self._deliver(job, job.targets[start : start + self.fanout_slice])
                     await asyncio.sleep(0)
+                _delivered(job)
                 backlog.popleft()
         finally:
             del self._backlog[channel]
 
     def _deliver(self, job: _Fanout, targets: list[Connection]) -> None:
+        if job.variants is not None:
+            self._deliver_variants(job, job.variants, targets)
+            return
         data: Any = _MISSING
         for conn in targets:
             if job.topic is not None:
@@ -209,10 +308,59 @@ class Hub:
                         data = _message_data(job.frame)
                     if not flt.matches(data):
                         continue
-            was_open = not conn.closed
-            delivered = conn.offer(job.frame, job.notification_id)
-            if not delivered and was_open and conn.close_code == CloseCode.SLOW_CONSUMER:
-                self.slow_consumers += 1
+            self._offer(conn, job.frame, job.notification_id)
+
+    def _offer(self, conn: Connection, frame: bytes, notification_id: str | None) -> None:
+        """Offer one frame; count the connection if this offer closed it as slow."""
+        was_open = not conn.closed
+        closed_now = not conn.offer(frame, notification_id) and was_open
+        if closed_now and conn.close_code == CloseCode.SLOW_CONSUMER:
+            self.slow_consumers += 1
+            telemetry.SLOW_CONSUMERS.inc()
+
+    def _deliver_variants(
+        self, job: _Fanout, variants: NotificationFrames, targets: list[Connection]
+    ) -> None:
+        """Each reader's variant: their locale, skipped if muted, silent during DND.
+
+        Offered variant by variant, so the WebSocket framing of each is built once too
+        (:func:`tidings.web.wsdirect.text_frame` reuses the last one).
+        """
+        item = variants.item
+        now_ms = time.time() * 1000
+        localized = bool(item.locales)
+        groups: dict[int, tuple[bytes, list[Connection]]] = {}
+        for conn in targets:
+            prefs = conn.preferences
+            silent = False
+            if prefs is not None:
+                if not item.critical and prefs.mutes(item.type, item.category):
+                    continue
+                silent = prefs.silent(now_ms)
+            frame = variants.frame(conn.principal.locale if localized else None, silent)
+            groups.setdefault(id(frame), (frame, []))[1].append(conn)
+        for frame, readers in groups.values():
+            for conn in readers:
+                self._offer(conn, frame, job.notification_id)
+
+    def set_preferences(self, conn: Connection, preferences: Preferences | None) -> None:
+        """What ``conn``'s user muted and when they do not want to be disturbed."""
+        conn.preferences = preferences
+        if preferences is None:
+            self._with_preferences.discard(conn.id)
+        elif conn.id in self._connections:
+            self._with_preferences.add(conn.id)
+
+    def _preferences_changed(self, members: Iterable[Connection], frame: bytes) -> None:
+        """A user's preferences frame: their connections filter with the new ones."""
+        try:
+            value = from_public(orjson.loads(frame)["preferences"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+            log.warning("ignoring a malformed preferences frame")
+            return
+        kept = value if value.matters(time.time() * 1000) else None
+        for conn in list(members):
+            self.set_preferences(conn, kept)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -221,11 +369,6 @@ class Hub:
 
     # -- whole-process events ---------------------------------------------------------
 
-    def resync_all(self) -> None:
-        """After a broker reconnect: every connection holds live frames and replays."""
-        for conn in list(self._connections.values()):
-            conn.request_resync()
-
     def close_all(self, code: int, reason: str = "") -> None:
         """Ask every connection to close with ``code`` (1012 on graceful shutdown)."""
         for conn in list(self._connections.values()):
@@ -233,6 +376,12 @@ class Hub:
 
 
 _MISSING: Any = object()
+
+
+def _delivered(job: _Fanout) -> None:
+    """Once a notification reached every local recipient: its create-to-write latency."""
+    if job.notification_id is not None:
+        telemetry.observe_fanout(job.notification_id)
 
 
 def _message_data(frame: bytes) -> Any:

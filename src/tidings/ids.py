@@ -8,11 +8,14 @@ the same across processes: resuming "after id X" can never skip a later commit.
 
 from __future__ import annotations
 
+import re
 import time
 
 SEQUENCE_BITS = 16
-ID_LENGTH = 16
-_HEX = frozenset("0123456789abcdef")
+PATTERN = r"^[0-7][0-9a-f]{15}$"
+"""An id as text: 16 lowercase hex digits of at most 63 bits (the store keeps a signed
+BIGINT), so ``ffffffffffffffff`` is not an id. The OpenAPI document states this pattern."""
+_ID = re.compile(PATTERN)
 
 
 def encode(value: int) -> str:
@@ -20,8 +23,8 @@ def encode(value: int) -> str:
 
 
 def decode(text: str) -> int:
-    """Parse an id; raise ``ValueError`` for anything that is not one."""
-    if len(text) != ID_LENGTH or not _HEX.issuperset(text):
+    """Parse an id; raise ``ValueError`` for anything that is not one (63 bits at most)."""
+    if not _ID.fullmatch(text):
         raise ValueError(f"not a notification id: {text[:40]!r}")
     return int(text, 16)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 LEVELS = ("info", "success", "warning", "error")
@@ -48,10 +48,16 @@ class Principal:
     roles: frozenset[str] = frozenset()
     topics: tuple[str, ...] = ()
     expires_at: float | None = None
+    locale: str | None = None
+    """The JWT claim ``locale`` (``de-AT``): which variant of a notification they read."""
 
     def audience_keys(self) -> list[str]:
         """Every audience key whose notifications this user sees."""
         return [user_key(self.user), *sorted(role_key(r) for r in self.roles), ALL_AUDIENCE]
+
+
+Variant = dict[str, Any]
+"""One locale's rendering: ``{"title", "body", "url"}``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,34 @@ class NewNotification:
     url: str | None = None
     actor: str | None = None
     expires_at: datetime | None = None
+    category: str | None = None
+    actions: list[dict[str, Any]] | None = None
+    critical: bool = False
+    locales: dict[str, Variant] | None = None
+    """Rendered variants per locale (events whose template has locales)."""
+    template_version: int | None = None
+    """The version of the template it was rendered from; None when not from an event."""
+
+
+def match_locale(locales: dict[str, Any] | None, wanted: str | None) -> str | None:
+    """The key of ``locales`` for ``wanted``, falling back from ``de-AT`` to ``de``; None:
+    the default. Tags compare without regard to case."""
+    if not locales or not wanted:
+        return None
+    lowered = {key.lower(): key for key in locales}
+    tag = wanted.lower()
+    while tag:
+        found = lowered.get(tag)
+        if found is not None:
+            return found
+        tag = tag.rpartition("-")[0]
+    return None
+
+
+def pick_locale(locales: dict[str, Variant] | None, wanted: str | None) -> Variant | None:
+    """The variant for ``wanted`` (see :func:`match_locale`); None: the default."""
+    key = match_locale(locales, wanted)
+    return None if key is None or locales is None else locales[key]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,22 +116,32 @@ class Notification:
     created_at: datetime
     expires_at: datetime | None = None
     read_at: datetime | None = None
+    category: str | None = None
+    actions: list[dict[str, Any]] | None = None
+    critical: bool = False
+    locales: dict[str, Variant] | None = None
 
-    def to_public(self) -> dict[str, Any]:
-        """The notification as the contract shows it to its recipient."""
-        return {
+    def to_public(self, locale: str | None = None) -> dict[str, Any]:
+        """The notification as the contract shows it to its recipient, in their ``locale``."""
+        public = {
             "id": self.id,
             "type": self.type,
             "level": self.level,
+            "category": self.category,
             "title": self.title,
             "body": self.body,
             "data": self.data,
             "url": self.url,
+            "actions": self.actions,
             "actor": self.actor,
             "created_at": isoformat(self.created_at),
             "expires_at": isoformat(self.expires_at) if self.expires_at else None,
             "read_at": isoformat(self.read_at) if self.read_at else None,
         }
+        variant = pick_locale(self.locales, locale)
+        if variant is not None:
+            public.update(variant)
+        return public
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +151,25 @@ class Page:
     next_before: str | None
 
 
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999_000, tzinfo=UTC)
+"""The latest moment tidings accepts or shows: the end of year 9999 in UTC.
+
+The one rule for dates: a request's ``expires_at`` must fall on or before it once
+converted to UTC (a later one is a 422), which keeps it representable as a Python
+datetime and in unix milliseconds. Rendering clamps anything a database holds outside
+``[1970, LATEST]`` instead of failing, so no stored row can break an inbox."""
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_MS = (LATEST - EPOCH) // timedelta(milliseconds=1)
+
+
 def isoformat(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        moment = moment.astimezone(UTC)
+    except (OverflowError, ValueError):  # beyond year 9999 (or before year 1) in UTC
+        moment = LATEST if moment.year > 1970 else EPOCH
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def utc_from_ms(unix_ms: int) -> datetime:
-    return datetime.fromtimestamp(unix_ms / 1000, tz=UTC)
+    """The moment of a stored timestamp, clamped to ``[1970, LATEST]``."""
+    return EPOCH + timedelta(milliseconds=min(max(unix_ms, 0), LATEST_MS))

@@ -2,7 +2,8 @@
 
 Client frames go in as text and come out as typed requests (:func:`parse`), or as a
 :class:`ProtocolError` that carries the frame's ``ref`` so the reply can name it.
-The rest is the pure state a connection keeps: an inbound rate limiter, heartbeat
+The rest is the pure state a connection keeps: rate limiters (per connection and per
+user), heartbeat
 bookkeeping, topic permissions and topic filters, origin checks and SSE framing.
 The WebSocket and SSE endpoints (:mod:`tidings.web.ws`, :mod:`tidings.web.sse`) are
 thin pumps around these pieces.
@@ -10,6 +11,7 @@ thin pumps around these pieces.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from tidings import frames, ids
+from tidings.errors import Forbidden, ValidationFailed
 
 MAX_IDS = 500
 """Most ids one ``mark_read`` may name."""
@@ -143,10 +146,10 @@ def _parse_list(frame: dict[str, Any], ref: Any) -> ListInbox:
 
 
 def _topic(frame: dict[str, Any], ref: Any) -> str:
-    topic = frame.get("topic")
-    if not isinstance(topic, str) or not valid_topic(topic):
-        raise ProtocolError("invalid", "`topic` must be a non-empty topic name", ref)
-    return topic
+    try:
+        return check_topic(frame.get("topic"))
+    except ValidationFailed as exc:
+        raise ProtocolError(exc.code, f"`topic`: {exc.message}", ref) from None
 
 
 def _parse_subscribe(frame: dict[str, Any], ref: Any) -> Subscribe:
@@ -201,13 +204,52 @@ def frame_type(frame: bytes) -> str:
 # -- topics -----------------------------------------------------------------------------
 
 
+TOPIC_PATTERN = rf"^[A-Za-z0-9_.:\-]{{1,{MAX_TOPIC_LENGTH}}}$"
+"""A topic name, on every route that takes one: publish, ``subscribe``, SSE ``?topics=``."""
+TOPIC_WILDCARDS = frozenset("*?[]")
+TOPIC_FORBIDDEN = "topic_forbidden"
+"""The one code for a topic the token's ``topics`` claim does not grant (WebSocket and SSE)."""
+TOPIC_PATTERN_UNSUPPORTED = "topic_pattern_unsupported"
+"""Subscriptions name one topic each; glob subscriptions (``logs.*``) are not delivered yet."""
+
+_TOPIC_NAME = re.compile(TOPIC_PATTERN)
+
+
 def valid_topic(topic: str) -> bool:
-    return 0 < len(topic) <= MAX_TOPIC_LENGTH and topic.isprintable() and " " not in topic
+    return _TOPIC_NAME.fullmatch(topic) is not None
 
 
 def topic_allowed(topic: str, patterns: Iterable[str]) -> bool:
     """Whether a glob pattern from the JWT ``topics`` claim grants ``topic``."""
     return any(fnmatchcase(topic, pattern) for pattern in patterns)
+
+
+def check_topic(topic: Any) -> str:
+    """``topic`` when it names one topic; else :class:`ValidationFailed` saying why.
+
+    A glob (``logs.*``) gets its own code: it would be acknowledged and then receive
+    nothing, since messages are routed by exact topic name.
+    """
+    if not isinstance(topic, str) or not 0 < len(topic) <= MAX_TOPIC_LENGTH:
+        raise ValidationFailed(f"a topic is a name of 1..{MAX_TOPIC_LENGTH} characters")
+    if TOPIC_WILDCARDS.intersection(topic):
+        raise ValidationFailed(
+            f"topic {topic!r}: patterns are not supported; subscribe to each topic by name",
+            code=TOPIC_PATTERN_UNSUPPORTED,
+        )
+    if not valid_topic(topic):
+        raise ValidationFailed(f"topic {topic[:40]!r}: use only A-Z a-z 0-9 _ . : -")
+    return topic
+
+
+def check_subscription(topic: Any, patterns: Iterable[str]) -> str:
+    """``topic`` when it is a valid name the token grants; else why not (422 or 403)."""
+    check_topic(topic)
+    if not topic_allowed(topic, patterns):
+        raise Forbidden(
+            f"topic not allowed by the token's `topics` claim: {topic}", code=TOPIC_FORBIDDEN
+        )
+    return topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,13 +302,60 @@ class TokenBucket:
 
     def allow(self) -> bool:
         """Take one token; False means the client exceeded its rate."""
-        now = self._clock()
-        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
-        self._stamp = now
+        self._refill()
         if self._tokens >= 1.0:
             self._tokens -= 1.0
             return True
         return False
+
+    def retry_after(self) -> float:
+        """Seconds until a token is there (0 if one is now)."""
+        self._refill()
+        return max(0.0, (1.0 - self._tokens) / self._rate)
+
+    def full(self) -> bool:
+        """Whether the bucket has refilled completely (forgetting it changes nothing)."""
+        self._refill()
+        return self._tokens >= self._burst
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+
+
+class Budgets:
+    """A :class:`TokenBucket` per key (say, a user), made on first use.
+
+    Memory stays proportional to the keys active lately: once there are twice as many
+    buckets as after the last sweep, the full ones are dropped (a new bucket starts
+    full, so forgetting a full one changes nothing).
+    """
+
+    def __init__(self, *, rate: float, burst: int, clock: Clock = time.monotonic) -> None:
+        TokenBucket(rate=rate, burst=burst, clock=clock)  # validates the arguments
+        self._rate = rate
+        self._burst = burst
+        self._clock = clock
+        self._buckets: dict[str, TokenBucket] = {}
+        self._sweep_at = 1024
+
+    def take(self, key: str) -> float:
+        """Spend one of ``key``'s tokens: 0.0 if there was one, else seconds to wait."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self._sweep_at:
+                self._sweep()
+            bucket = TokenBucket(rate=self._rate, burst=self._burst, clock=self._clock)
+            self._buckets[key] = bucket
+        return 0.0 if bucket.allow() else max(bucket.retry_after(), 1e-3)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _sweep(self) -> None:
+        self._buckets = {k: b for k, b in self._buckets.items() if not b.full()}
+        self._sweep_at = max(1024, 2 * len(self._buckets))
 
 
 class Heartbeat:

@@ -1,23 +1,27 @@
-"""Create, list, read and delete notifications: the store, then the broker.
+"""Create, list, read and delete notifications: the store first, then the live side.
 
 Creates are group-committed: concurrent requests queue up and one writer task stores
-them in a single transaction, then publishes them in id order. That keeps SQLite's
-single writer busy with large transactions instead of many small ones, and keeps
-live delivery in the same order as resume replay.
+them in a single transaction. A create is acknowledged once it is committed; the
+committed batch then goes to the :class:`~tidings.feed.Feed`, which fans it out in id
+order (and tells other processes). Nothing after the commit can fail a create, and no
+exception can stop the writer: a batch that fails is reported to its own requests, and
+a batch with one bad item is retried item by item so its neighbours are stored.
+
+Read-state frames and topic messages are queued on the :class:`Outbound` publisher and
+never awaited by the request.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tidings import frames, ids
-from tidings.broker.base import Broker
-from tidings.errors import BadRequest, Conflict, NotFound, TidingsError, Unavailable
+from tidings import frames, ids, telemetry
+from tidings.broker.outbound import Outbound
+from tidings.errors import BadRequest, Conflict, NotFound, TidingsError, ValidationFailed
 from tidings.models import (
     NewNotification,
     Notification,
@@ -26,7 +30,9 @@ from tidings.models import (
     topic_channel,
     user_key,
 )
-from tidings.store import CreateOutcome, PendingCreate, SqlStore
+from tidings.preferences import Preferences
+from tidings.store import CreateOutcome, PendingCreate, SqlStore, StoredBatch
+from tidings.tasks import BackgroundTasks
 
 log = logging.getLogger("tidings.service")
 
@@ -45,30 +51,29 @@ class NotificationService:
         self,
         *,
         store: SqlStore,
-        broker: Broker,
+        outbound: Outbound,
+        on_committed: Callable[[StoredBatch], None],
         sweep_interval: float = 60.0,
         clock: Callable[[], int] = ids.time_ms,
     ) -> None:
         self.store = store
-        self.broker = broker
+        self.outbound = outbound
+        self.on_committed = on_committed
         self.clock = clock
         self.sweep_interval = sweep_interval
         self._queue: asyncio.Queue[_Queued] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = BackgroundTasks()
 
     async def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._write_forever(), name="tidings-writer"),
-            asyncio.create_task(self._sweep_forever(), name="tidings-sweeper"),
-        ]
+        self._tasks.start(self._write_forever(), name="tidings-writer")
+        self._tasks.start(self._sweep_forever(), name="tidings-sweeper")
+
+    def alive(self) -> dict[str, bool]:
+        """Whether the writer and the sweeper still run (``/readyz``)."""
+        return self._tasks.alive()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        await self._tasks.stop()
 
     # -- backend side ------------------------------------------------------------------
 
@@ -80,24 +85,23 @@ class NotificationService:
         idempotency_key: str | None = None,
         request_hash: str | None = None,
     ) -> CreateOutcome:
-        """Store and publish a notification; a repeated idempotency key returns the original."""
+        """Store a notification, which then goes live; a reused idempotency key gets the first."""
         if idempotency_key and api_key and request_hash:
             earlier = await self.store.find_idempotent(api_key, idempotency_key, request_hash)
             if earlier is not None:
                 return earlier
         pending = PendingCreate(new, api_key, idempotency_key, request_hash)
         if not self._tasks:  # not started (tests, CLI): write directly
-            [outcome] = await self._store_batch([pending])
-            await self._publish([outcome])
-            return outcome
+            stored = await self._store_batch([pending])
+            self._committed(stored)
+            return stored.outcomes[0]
         result: asyncio.Future[CreateOutcome] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Queued(pending, result))
         return await result
 
     async def publish_topic(self, topic: str, data: Any) -> None:
-        await self.broker.publish(
-            topic_channel(topic), frames.envelope(frames.message(topic, data))
-        )
+        """Queue a topic message for its subscribers (at most once, no inbox entry)."""
+        self.outbound.put((topic_channel(topic), frames.message(topic, data)))
 
     # -- end-user side -----------------------------------------------------------------
 
@@ -167,6 +171,26 @@ class NotificationService:
     async def sweep(self) -> int:
         return await self.store.sweep(now_ms=self.clock())
 
+    # -- preferences -------------------------------------------------------------------
+
+    async def preferences(self, user: str) -> Preferences:
+        return await self.store.preferences(user)
+
+    async def set_preferences(
+        self, user: str, value: Preferences, principal: Principal | None = None
+    ) -> Preferences:
+        """Store them and tell the user's connections (and, knowing their roles, the count)."""
+        await self.store.set_preferences(user, value, now_ms=self.clock())
+        channel = user_key(user)
+        messages = [(channel, frames.preferences(value.to_public()))]
+        if principal is not None:
+            messages.append((channel, frames.unread(await self.unread_count(principal))))
+        try:
+            self.outbound.put(*messages)
+        except TidingsError:
+            log.warning("broker backlog full: preferences of %s not pushed", user)
+        return value
+
     # -- internals ---------------------------------------------------------------------
 
     async def _tell_user(self, principal: Principal, frame: bytes) -> None:
@@ -174,24 +198,21 @@ class NotificationService:
         count = await self.unread_count(principal)
         channel = user_key(principal.user)
         try:
-            await self.broker.publish(channel, frames.envelope(frame))
-            await self.broker.publish(channel, frames.envelope(frames.unread(count)))
-        except Unavailable:
-            log.warning("broker unavailable: read state for %s not pushed", principal.user)
+            self.outbound.put((channel, frame), (channel, frames.unread(count)))
+        except TidingsError:
+            log.warning("broker backlog full: read state for %s not pushed", principal.user)
 
-    async def _publish(self, outcomes: list[CreateOutcome]) -> None:
-        """Publish a stored batch in id order: one frame per notification, one round trip."""
-        messages = []
-        for outcome in outcomes:
-            item = outcome.notification
-            payload = frames.envelope(frames.notification(item), item.id)
-            messages += [(key, payload) for key in outcome.audience_keys]
+    def _committed(self, stored: StoredBatch) -> None:
+        """Hand a committed batch to the live side; a failure there must not fail creates."""
         try:
-            await self.broker.publish_many(messages)
-        except Unavailable:
-            log.warning("broker unavailable: %d stored, delivered on resume", len(outcomes))
+            telemetry.count_created(
+                (o.notification.type, o.notification.level) for o in stored.outcomes if o.created
+            )
+            self.on_committed(stored)
+        except Exception:
+            log.exception("fanning out %d committed notifications failed", len(stored.outcomes))
 
-    async def _store_batch(self, batch: list[PendingCreate]) -> list[CreateOutcome]:
+    async def _store_batch(self, batch: list[PendingCreate]) -> StoredBatch:
         return await self.store.insert(batch, now_ms=self.clock())
 
     async def _write_forever(self) -> None:
@@ -199,24 +220,31 @@ class NotificationService:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await self._write(batch)
+            try:
+                await self._write(batch)
+            except Exception as exc:  # never let one batch stop every later create
+                log.exception("writing a batch of %d failed", len(batch))
+                for queued in batch:
+                    _fail(queued, exc)
 
     async def _write(self, batch: list[_Queued]) -> None:
         try:
-            outcomes = await self._store_batch([q.pending for q in batch])
-        except Conflict:
+            stored = await self._store_batch([q.pending for q in batch])
+        except (Conflict, ValidationFailed) as exc:
             if len(batch) == 1:
-                _fail(batch[0], Conflict("a concurrent request used the same Idempotency-Key"))
+                if isinstance(exc, Conflict):
+                    exc = Conflict("a concurrent request used the same Idempotency-Key")
+                _fail(batch[0], exc)
                 return
-            for queued in batch:  # one bad idempotency key must not sink its neighbours
+            for queued in batch:  # one bad item must not sink its neighbours
                 await self._write([queued])
             return
         except Exception as exc:
             for queued in batch:
                 _fail(queued, exc)
             return
-        await self._publish(outcomes)
-        for queued, outcome in zip(batch, outcomes, strict=True):
+        self._committed(stored)
+        for queued, outcome in zip(batch, stored.outcomes, strict=True):
             if not queued.result.done():
                 queued.result.set_result(outcome)
 

@@ -2,7 +2,7 @@
 
 Precedence: explicit keyword arguments, then environment, then the file named by
 ``TIDINGS_CONFIG`` (default ``tidings.toml`` in the working directory, if present).
-Secrets left unset are generated on first run by :mod:`tidings.secrets`.
+Secrets left unset are generated on first run by :mod:`tidings.credentials`.
 """
 
 from __future__ import annotations
@@ -31,6 +31,11 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
     )
     broker_url: str = Field("memory://", description="memory:// or redis://host:port/db")
+    broker_prefix: str | None = Field(
+        None,
+        description="prefix of the broker's Redis channels; default tidings:<db>: (the "
+        "database number of the broker URL), so deployments on other numbers stay apart",
+    )
 
     # Authentication
     jwt_secret: str | None = Field(None, description="HS256 secret for end-user tokens")
@@ -58,8 +63,8 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, description="server processes; >1 needs the Redis broker")
     dev: bool | None = Field(
         None,
-        description="development mode (demo page, dev tokens); default on when "
-        "secrets were generated, off when configured",
+        description="development mode (demo page, dev tokens); default on only when "
+        "both the JWT secret and the API key were generated, off when either is configured",
     )
     allowed_origins: CommaList = Field(
         default_factory=list,
@@ -73,6 +78,13 @@ class Settings(BaseSettings):
     max_frame_bytes: int = Field(65_536, ge=256, description="largest client frame accepted")
     inbound_rate: float = Field(20.0, gt=0, description="client frames per second allowed")
     inbound_burst: int = Field(60, ge=1, description="client frames allowed in a burst")
+    read_rate: float = Field(
+        5.0,
+        gt=0,
+        description="inbox reads per second per user (WebSocket `list`, REST inbox and "
+        "unread count), shared by all of the user's connections in a process",
+    )
+    read_burst: int = Field(20, ge=1, description="inbox reads a user may make in a burst")
     outbox_size: int = Field(
         1_000, ge=1, description="frames queued per connection before it is dropped as slow"
     )
@@ -84,6 +96,13 @@ class Settings(BaseSettings):
     resume_limit: int = Field(
         500, ge=1, description="most notifications replayed on resume; beyond, client refetches"
     )
+    feed_poll_interval: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="seconds between reads of the store's log when no wake-up came "
+        "(bounds delivery delay across processes while Redis is unreachable)",
+    )
     shutdown_grace: float = Field(5.0, ge=0, description="seconds allowed for graceful shutdown")
 
     # Limits on what backends send
@@ -92,6 +111,25 @@ class Settings(BaseSettings):
     max_data_bytes: int = Field(16_384, ge=2)
     max_recipients: int = Field(1_000, ge=1, description="users + roles in one create call")
     max_request_bytes: int = Field(262_144, ge=1_024)
+    create_rate: float = Field(
+        0.0,
+        ge=0,
+        description="creates per second per API key (notifications and topic messages), "
+        "shared by every process through Redis; 0 = off",
+    )
+    create_burst: int = Field(
+        100, ge=1, description="creates an API key may make in a burst over create_rate"
+    )
+
+    # Operations
+    stats_interval: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="seconds between each process's published figures (cluster-wide "
+        "stats and connections); a process silent for two intervals drops out",
+    )
+    log_format: str = Field("text", pattern="^(text|json)$", description="text or json logs")
 
     # Retention
     retention_max_items: int = Field(1_000, ge=1, description="newest items kept per inbox")

@@ -262,6 +262,41 @@ test('4009 and 4008 wait longer before coming back; 4010 and 1012 come back soon
   }
 });
 
+test('4400: a refused resume point is dropped once; the client connects afresh and refetches', async () => {
+  const { clock, WebSocket, EventSource, client, record } = setup({ after: '7000000000000001' });
+  await flush();
+  assert.equal(WebSocket.last.params.get('after'), '7000000000000001');
+  WebSocket.last.serverClose(CloseCode.INVALID_AFTER, '`after` must be a notification id');
+  await flush();
+  assert.equal(WebSocket.instances.length, 2, 'retried at once, on the same transport');
+  assert.equal(EventSource.instances.length, 0, 'no fallback: SSE would be refused too');
+  assert.equal(WebSocket.last.params.get('after'), null, 'without the refused resume point');
+  WebSocket.last.accept({ unread: 1 });
+  await flush();
+  const fresh = note();
+  answerList(WebSocket.last, [fresh], 1);
+  await flush();
+  assert.equal(client.status, 'open');
+  assert.deepEqual(client.notifications.map((n) => n.id), [fresh.id]);
+  assert.equal(client.lastId, fresh.id, 'the refetched list gives a new resume point');
+  assert.deepEqual(record.errors, []);
+  await clock.advance(60000);
+  assert.equal(WebSocket.instances.length, 2, 'no reconnect loop');
+  WebSocket.last.serverClose(1006);
+  await clock.advance(1000);
+  assert.equal(WebSocket.last.params.get('after'), fresh.id, 'resumes normally afterwards');
+  client.close();
+});
+
+test('an `after` option that is not a notification id is never sent', async () => {
+  for (const after of ['ffffffffffffffff', 'nope', 42]) {
+    const { WebSocket, client } = setup({ after });
+    await flush();
+    assert.equal(WebSocket.last.params.get('after'), null, String(after));
+    client.close();
+  }
+});
+
 test('WebSocket blocked -> SSE with the same frames; later upgrades back to WebSocket', async () => {
   const { clock, WebSocket, EventSource, client, record } = setup({ upgradeInterval: 30000 });
   client.on('upgrade', (u) => record.upgrade = u);
@@ -544,5 +579,45 @@ test('on() returns an unsubscribe function', async () => {
   client._setStatus('open');
   assert.deepEqual(seen, ['connecting']);
   assert.deepEqual(once, ['connecting']);
+  client.close();
+});
+
+test('do-not-disturb: a silent notification counts but is announced as silent', async () => {
+  const { WebSocket, client, record } = setup();
+  const meta = [];
+  client.on('notification', (_n, m) => meta.push(m));
+  await flush();
+  const ws = WebSocket.last;
+  ws.accept();
+  await flush();
+  answerList(ws);
+  ws.receive({ type: 'notification', notification: note(), silent: true });
+  ws.receive({ type: 'notification', notification: note() });
+  await flush();
+  assert.equal(record.notifications.length, 2);
+  assert.equal(client.unreadCount, 2, 'the badge still counts');
+  assert.deepEqual(meta, [{ silent: true }, { silent: false }]);
+  client.close();
+});
+
+test('preferences: read, merged with PATCH, replaced with PUT; changes arrive as events', async () => {
+  const fetch = makeFetch((method, url, init) => ({
+    status: 200,
+    body: { method, path: url.pathname, sent: init.body ? JSON.parse(init.body) : null },
+  }));
+  const { WebSocket, client } = setup({ fetch });
+  const seen = [];
+  client.on('preferences', (p) => seen.push(p));
+  assert.deepEqual(await client.preferences(), { method: 'GET', path: '/api/v1/me/preferences', sent: null });
+  const off = { categories: { news: { enabled: false } } };
+  assert.deepEqual(await client.setPreferences(off), { method: 'PATCH', path: '/api/v1/me/preferences', sent: off });
+  assert.equal((await client.setPreferences(off, { replace: true })).method, 'PUT');
+  assert.equal(fetch.calls[1].headers['Content-Type'], 'application/json');
+  await flush();
+  WebSocket.last.accept();
+  await flush();
+  WebSocket.last.receive({ type: 'preferences', preferences: off });
+  await flush();
+  assert.deepEqual(seen, [off]);
   client.close();
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 
 import {
   backoffDelay, closePolicy, normalizeBase, buildUrl, wsUrl, sseUrl, apiUrl, tokenExpiry, tokenClaims,
-  Dedup, createInbox, reduceInbox, topicMatches, matchesFilter, CloseCode,
+  Dedup, createInbox, reduceInbox, topicMatches, matchesFilter, CloseCode, isResumeId,
 } from '../tidings.js';
 import { timeAgo, safeUrl, badgeText } from '../tidings-bell.js';
 import { note } from './fakes.mjs';
@@ -239,4 +239,11 @@ test('safeUrl keeps http(s) and relative links only', () => {
 
 test('badge text caps at 99+', () => {
   assert.deepEqual([0, -1, 1, 99, 100].map(badgeText), ['', '', '1', '99', '99+']);
+});
+
+test('isResumeId: 16 lowercase hex digits of at most 63 bits', () => {
+  for (const id of ['0000000000000000', '0190000000000001', '7fffffffffffffff']) assert.ok(isResumeId(id), id);
+  for (const id of ['8000000000000000', 'ffffffffffffffff', '0190000000000001 ', '019000000000000', 'ABCDEF0123456789', null, 7]) {
+    assert.ok(!isResumeId(id), String(id));
+  }
 });

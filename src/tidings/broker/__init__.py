@@ -9,8 +9,12 @@ from tidings.broker.base import Broker, MessageHandler, ReconnectHandler
 __all__ = ["Broker", "MessageHandler", "ReconnectHandler", "create_broker"]
 
 
-def create_broker(url: str) -> Broker:
-    """``memory://`` for one process; ``redis://`` or ``rediss://`` for many."""
+def create_broker(url: str, *, prefix: str | None = None) -> Broker:
+    """``memory://`` for one process; ``redis://`` or ``rediss://`` for many.
+
+    ``prefix`` names the Redis channels (default ``tidings:<db>:``, see
+    :mod:`tidings.broker.redis`); the memory broker has no use for it.
+    """
     scheme = urlsplit(url).scheme.lower()
     if scheme == "memory":
         from tidings.broker.memory import MemoryBroker
@@ -19,5 +23,5 @@ def create_broker(url: str) -> Broker:
     if scheme in ("redis", "rediss"):
         from tidings.broker.redis import RedisBroker
 
-        return RedisBroker(url)
+        return RedisBroker(url, prefix=prefix)
     raise ValueError(f"unsupported broker URL scheme {scheme!r}: use memory:// or redis://")

@@ -1,4 +1,4 @@
-"""The broker: fan-out of encoded envelopes between processes. Nothing else.
+"""The broker: fan-out of encoded frames and wake-ups between processes. Nothing else.
 
 Implementations: :mod:`tidings.broker.memory` (one process) and
 :mod:`tidings.broker.redis` (many), chosen by URL in :func:`tidings.broker.create_broker`.

@@ -1,8 +1,14 @@
 """Redis pub/sub broker: fan-out between processes and machines.
 
 One pub/sub connection per process; each channel is SUBSCRIBEd once however many
-local connections need it (the hub reference-counts). Channels are prefixed with
-``tidings:``. A reader task dispatches every message to ``on_message``.
+local connections need it (the hub reference-counts). A reader task dispatches every
+message to ``on_message``.
+
+Redis pub/sub ignores the database number: every client of a server shares one channel
+space. Channels are therefore prefixed with ``tidings:<db>:`` (the URL's database
+number), so deployments on ``redis://host/0`` and ``redis://host/1`` never see each
+other's traffic; an explicit ``prefix`` (``TIDINGS_BROKER_PREFIX``) separates
+deployments that share one database.
 
 When the connection is lost, :attr:`RedisBroker.ready` turns False and a supervisor
 reconnects with capped exponential backoff, resubscribes everything, waits for Redis
@@ -19,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -36,10 +43,14 @@ from tidings.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
-PREFIX = "tidings:"
 _FAILURES = (RedisError, OSError, TimeoutError)
 _OUTAGES = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 """Failures worth waiting out; any other Redis error is a refusal (e.g. NOPERM)."""
+
+
+def default_prefix(client: Redis) -> str:
+    """``tidings:<db>:``, the database number as redis-py parsed it (``/1`` or ``?db=1``)."""
+    return f"tidings:{client.connection_pool.connection_kwargs.get('db', 0)}:"
 
 
 class RedisBroker:
@@ -49,7 +60,7 @@ class RedisBroker:
         self,
         url: str,
         *,
-        prefix: str = PREFIX,
+        prefix: str | None = None,
         max_pending: int = 10_000,
         backoff_initial: float = 0.05,
         backoff_max: float = 5.0,
@@ -59,7 +70,7 @@ class RedisBroker:
         self._client = Redis.from_url(
             url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2.0, socket_timeout=10.0
         )
-        self._prefix = prefix
+        self._prefix = prefix if prefix is not None else default_prefix(self._client)
         self._max_pending = max_pending
         self._backoff = (backoff_initial, backoff_max)
         self._confirm_timeout = confirm_timeout
@@ -76,10 +87,18 @@ class RedisBroker:
         self._flusher: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self.reconnects = 0
+        self.outage_seconds = 0.0
+        """Seconds spent disconnected after a connection was lost (metrics)."""
+        self._down_since: float | None = None
 
     @property
     def ready(self) -> bool:
         return self._ready
+
+    @property
+    def prefix(self) -> str:
+        """What every key and channel of this deployment starts with."""
+        return self._prefix
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -218,6 +237,7 @@ class RedisBroker:
             except _FAILURES as exc:
                 log.warning("redis broker connection lost: %s", exc)
             self._ready = False
+            self._down_since = time.monotonic()
             self._ready_event.clear()
             await self._close_pubsub()
 
@@ -247,6 +267,9 @@ class RedisBroker:
             connected.set_result(None)
         if not first:
             self.reconnects += 1
+            if self._down_since is not None:
+                self.outage_seconds += time.monotonic() - self._down_since
+                self._down_since = None
             log.info("redis broker reconnected; %d channels resubscribed", len(self._channels))
             if self._on_reconnect is not None:
                 try:

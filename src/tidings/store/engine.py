@@ -33,6 +33,20 @@ def create_engines(url: str, *, sole_writer: bool = False) -> tuple[AsyncEngine,
     return reader, writer
 
 
+def create_bulk_reader(url: str) -> AsyncEngine | None:
+    """An SQLite engine whose reads run on aiosqlite's threads, for the large ones.
+
+    A page of a hundred items with its unread count holds the event loop for
+    milliseconds when read inline; on a thread, SQLite runs without the GIL and the loop
+    goes on delivering. None for PostgreSQL, whose reads never block the loop.
+    """
+    if not url.startswith("sqlite"):
+        return None
+    bulk = create_async_engine(url, pool_size=2, max_overflow=2)
+    _configure_sqlite(bulk, begin="BEGIN")
+    return bulk
+
+
 def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -4,21 +4,26 @@ One ``notifications`` row per notification whatever its audience. ``targets`` sa
 sees it: one row per audience key (``u:<user>``, ``r:<role>`` or ``*``), so a broadcast
 to a million users is one notification and one target. Per-user state lives apart:
 ``receipts`` holds the rows a user read or hid one by one, and ``inbox_state`` a
-``read_through`` watermark that makes "mark all read" a single write.
+``read_through`` watermark that makes "mark all read" a single write. ``templates``
+holds each event type's template (definition as JSON) and ``preferences`` each user's
+switched-off types and categories and do-not-disturb.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Index,
+    Integer,
     MetaData,
     PrimaryKeyConstraint,
     String,
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -39,6 +44,13 @@ notifications = Table(
     Column("api_key", String(64)),
     Column("idempotency_key", String(255)),
     Column("request_hash", String(64)),
+    # From the event's template (0002): category, actions (JSON), critical, the rendered
+    # variants per locale (JSON) and the template version (null: not created from an event).
+    Column("category", String(100)),
+    Column("actions", Text),
+    Column("critical", Boolean, nullable=False, server_default=false()),
+    Column("locales", Text),
+    Column("template_version", Integer),
     UniqueConstraint("api_key", "idempotency_key", name="uq_notifications_idempotency"),
     Index("ix_notifications_expires_at", "expires_at"),
 )
@@ -70,4 +82,23 @@ inbox_state = Table(
     Column("user_id", String(255), primary_key=True),
     Column("read_through", BigInteger, nullable=False),
     Column("read_through_at", BigInteger, nullable=False),
+)
+
+templates = Table(
+    "templates",
+    metadata,
+    Column("type", String(100), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("definition", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+preferences = Table(
+    "preferences",
+    metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("types", Text, nullable=False),
+    Column("categories", Text, nullable=False),
+    Column("do_not_disturb_until", BigInteger),
+    Column("updated_at", BigInteger, nullable=False),
 )

@@ -29,19 +29,23 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings import ids
-from tidings.errors import Conflict, Unavailable
+from tidings.errors import Conflict, Unavailable, ValidationFailed
 from tidings.models import NewNotification, Notification, Page, Principal, utc_from_ms
-from tidings.store.engine import create_engines
-from tidings.store.schema import inbox_state, notifications, receipts, targets
+from tidings.preferences import NONE, Preferences
+from tidings.store import preferences as prefs_sql
+from tidings.store.engine import create_bulk_reader, create_engines
+from tidings.store.schema import inbox_state, notifications, preferences, receipts, targets
 
 WRITE_LOCK = 0x7469_6469_6E67_0001
 """PostgreSQL advisory lock held while ids are minted, so commit order is id order."""
 
 DELETE_CHUNK = 500
+INLINE_PAGE = 20
+"""Pages up to this size are read inline on SQLite; larger ones on a thread."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,27 @@ class CreateOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredBatch:
+    """A committed batch and the newest id committed before it (read under the write lock).
+
+    Nothing can be committed between ``previous`` and the batch's first id, so a process
+    whose feed has fanned out everything up to ``previous`` may fan the batch out from
+    memory without reading it back.
+    """
+
+    previous: int
+    outcomes: list[CreateOutcome]
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """A committed notification as the feed reads it: the item and its audience keys."""
+
+    notification: Notification
+    audience_keys: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class ReadState:
     read_through: int
     read_through_at: int
@@ -73,6 +98,7 @@ class SqlStore:
     ) -> None:
         self.url = url
         self.reader, self.writer = create_engines(url, sole_writer=sole_writer)
+        self.bulk_reader = create_bulk_reader(url) or self.reader
         self.max_age_ms = max_age_ms
         self.max_items = max_items
         self.is_postgres = self.writer.dialect.name == "postgresql"
@@ -80,6 +106,8 @@ class SqlStore:
 
     async def close(self) -> None:
         await self.reader.dispose()
+        if self.bulk_reader is not self.reader:
+            await self.bulk_reader.dispose()
         if self.writer is not self.reader:
             await self.writer.dispose()
 
@@ -89,8 +117,8 @@ class SqlStore:
 
     # -- writes ------------------------------------------------------------------------
 
-    async def insert(self, batch: Sequence[PendingCreate], *, now_ms: int) -> list[CreateOutcome]:
-        """Store a batch in one transaction; a repeated idempotency key returns the original.
+    async def insert(self, batch: Sequence[PendingCreate], *, now_ms: int) -> StoredBatch:
+        """Store a batch in one transaction, with ids above every id committed before.
 
         Raises Conflict for the first request whose key was used with a different body;
         callers that batch independent requests should therefore check keys first with
@@ -106,11 +134,9 @@ class SqlStore:
             rows, target_rows, outcomes = _prepare(batch, new_ids)
             await conn.execute(notifications.insert(), rows)
             await conn.execute(targets.insert(), target_rows)
-        return outcomes
+        return StoredBatch(last, outcomes)
 
-    async def _insert_inline(
-        self, batch: Sequence[PendingCreate], now_ms: int
-    ) -> list[CreateOutcome]:
+    async def _insert_inline(self, batch: Sequence[PendingCreate], now_ms: int) -> StoredBatch:
         """The same rows, written straight through the sqlite3 connection.
 
         Only for an SQLite file this process is meant to write alone (``sole_writer``),
@@ -133,7 +159,7 @@ class SqlStore:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        return outcomes
+        return StoredBatch(last, outcomes)
 
     async def find_idempotent(
         self, api_key: str, idempotency_key: str, request_hash: str
@@ -161,9 +187,9 @@ class SqlStore:
         """Mark visible, unread notifications read; return the ids that changed."""
         async with _translated(), self.writer.begin() as conn:
             state = await _read_state(conn, principal.user)
-            query = self._visible(principal, now_ms, state, unread_only=True).where(
-                targets.c.notification_id.in_(id_values)
-            )
+            muted = await prefs_sql.read(conn, principal.user)
+            query = self._visible(principal, now_ms, state, unread_only=True, prefs=muted)
+            query = query.where(targets.c.notification_id.in_(id_values))
             changed = sorted({row[0] for row in await conn.execute(query)})
             if changed:
                 await conn.execute(
@@ -199,7 +225,8 @@ class SqlStore:
     async def hide(self, principal: Principal, id_value: int, *, now_ms: int) -> bool:
         """Delete a notification for this user only; False if they cannot see it."""
         async with _translated(), self.writer.begin() as conn:
-            query = self._visible(principal, now_ms, None).where(
+            muted = await prefs_sql.read(conn, principal.user)
+            query = self._visible(principal, now_ms, None, prefs=muted).where(
                 targets.c.notification_id == id_value
             )
             if (await conn.execute(query.limit(1))).first() is None:
@@ -273,6 +300,70 @@ class SqlStore:
             await conn.execute(delete(targets).where(*old))
         return dropped
 
+    # -- preferences -------------------------------------------------------------------
+
+    async def preferences(self, user: str) -> Preferences:
+        async with _translated(), self.reader.connect() as conn:
+            return await prefs_sql.read(conn, user)
+
+    async def set_preferences(self, user: str, value: Preferences, *, now_ms: int) -> None:
+        values = prefs_sql.row(user, value, now_ms)
+        upsert = self._insert(preferences).values(**values)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=["user_id"], set_={k: v for k, v in values.items() if k != "user_id"}
+        )
+        async with _translated(), self.writer.begin() as conn:
+            await conn.execute(upsert)
+
+    # -- the log -----------------------------------------------------------------------
+
+    async def last_id(self) -> int:
+        """The newest committed id (0 for an empty store)."""
+        async with _translated(), self.reader.connect() as conn:
+            return int((await conn.execute(select(func.max(notifications.c.id)))).scalar() or 0)
+
+    async def figures(self, *, now_ms: int, types: int = 50) -> dict[str, Any]:
+        """Stored notifications: total, created in the last minute and hour, by type."""
+        count = select(func.count()).select_from(notifications)
+        by_type = (
+            select(notifications.c.type, func.count().label("n"))
+            .group_by(notifications.c.type)
+            .order_by(func.count().desc())
+            .limit(types)
+        )
+        async with _translated(), self.reader.connect() as conn:
+            total = (await conn.execute(count)).scalar() or 0
+            recent = []
+            for since in (now_ms - 60_000, now_ms - 3_600_000):
+                floor = ids.floor_for_ms(since)
+                recent.append(
+                    (await conn.execute(count.where(notifications.c.id >= floor))).scalar()
+                )
+            minute, hour = (value or 0 for value in recent)
+            rows = (await conn.execute(by_type)).all()
+        return {
+            "total": int(total),
+            "last_minute": int(minute),
+            "last_hour": int(hour),
+            "by_type": {row[0]: int(row[1]) for row in rows},
+        }
+
+    async def log_after(
+        self, after: int, *, limit: int, until: int | None = None
+    ) -> list[LogEntry]:
+        """Committed notifications with ids in (``after``, ``until``], oldest first.
+
+        Any snapshot holds a prefix of commit order (ids are minted under the write
+        lock), so reading "above my cursor" can never skip a row committed later.
+        """
+        query = select(notifications).where(notifications.c.id > after)
+        if until is not None:
+            query = query.where(notifications.c.id <= until)
+        query = query.order_by(notifications.c.id.asc()).limit(limit)
+        async with _translated(), self.reader.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [LogEntry(_from_row(row), orjson.loads(row["audience"])["keys"]) for row in rows]
+
     # -- reads -------------------------------------------------------------------------
 
     async def page(
@@ -284,22 +375,25 @@ class SqlStore:
         before: int | None = None,
         unread_only: bool = False,
     ) -> Page:
-        async with _translated(), self.reader.connect() as conn:
+        engine = self.reader if limit <= INLINE_PAGE else self.bulk_reader
+        async with _translated(), engine.connect() as conn:
             state = await _read_state(conn, principal.user)
-            query = self._visible(principal, now_ms, state, unread_only=unread_only)
+            muted = await prefs_sql.read(conn, principal.user)
+            query = self._visible(principal, now_ms, state, unread_only=unread_only, prefs=muted)
             if before is not None:
                 query = query.where(targets.c.notification_id < before)
             query = query.order_by(targets.c.notification_id.desc()).limit(limit + 1)
             found = [row[0] for row in await conn.execute(query)]
             items = await self._load(conn, principal.user, found[:limit], state)
-            unread = await self._count_unread(conn, principal, now_ms, state)
+            unread = await self._count_unread(conn, principal, now_ms, state, muted)
         next_before = ids.encode(found[limit - 1]) if len(found) > limit else None
         return Page(items=items, unread_count=unread, next_before=next_before)
 
     async def unread_count(self, principal: Principal, *, now_ms: int) -> int:
         async with _translated(), self.reader.connect() as conn:
             state = await _read_state(conn, principal.user)
-            return await self._count_unread(conn, principal, now_ms, state)
+            muted = await prefs_sql.read(conn, principal.user)
+            return await self._count_unread(conn, principal, now_ms, state, muted)
 
     async def after(
         self, principal: Principal, after: int, *, now_ms: int, limit: int
@@ -307,8 +401,9 @@ class SqlStore:
         """Visible notifications with id above ``after``, oldest first; None if over limit."""
         async with _translated(), self.reader.connect() as conn:
             state = await _read_state(conn, principal.user)
+            muted = await prefs_sql.read(conn, principal.user)
             query = (
-                self._visible(principal, now_ms, state)
+                self._visible(principal, now_ms, state, prefs=muted)
                 .where(targets.c.notification_id > after)
                 .order_by(targets.c.notification_id.asc())
                 .limit(limit + 1)
@@ -322,7 +417,8 @@ class SqlStore:
     async def get(self, principal: Principal, id_value: int, *, now_ms: int) -> Notification | None:
         async with _translated(), self.reader.connect() as conn:
             state = await _read_state(conn, principal.user)
-            query = self._visible(principal, now_ms, state).where(
+            muted = await prefs_sql.read(conn, principal.user)
+            query = self._visible(principal, now_ms, state, prefs=muted).where(
                 targets.c.notification_id == id_value
             )
             if (await conn.execute(query.limit(1))).first() is None:
@@ -339,8 +435,10 @@ class SqlStore:
         state: ReadState | None,
         *,
         unread_only: bool = False,
+        prefs: Preferences = NONE,
     ) -> Select[Any]:
-        """Distinct ids of notifications the user can see (and, optionally, has not read)."""
+        """Distinct ids of notifications the user can see (and, optionally, has not read),
+        without the types and categories they switched off."""
         hidden: ColumnElement[bool] = receipts.c.deleted_at.is_not(None)
         conditions = [
             targets.c.audience.in_(principal.audience_keys()),
@@ -358,14 +456,23 @@ class SqlStore:
                 hidden,
             )
         )
+        muted = prefs_sql.hidden_by(prefs)
+        if muted is not None:
+            conditions.append(~muted)
         return select(targets.c.notification_id).where(*conditions).distinct()
 
     async def _count_unread(
-        self, conn: AsyncConnection, principal: Principal, now_ms: int, state: ReadState
+        self,
+        conn: AsyncConnection,
+        principal: Principal,
+        now_ms: int,
+        state: ReadState,
+        prefs: Preferences = NONE,
     ) -> int:
-        visible = self._visible(principal, now_ms, state, unread_only=True).subquery()
-        query = select(func.count()).select_from(visible)
-        return int((await conn.execute(query)).scalar() or 0)
+        query = self._visible(principal, now_ms, state, unread_only=True, prefs=prefs)
+        visible = query.subquery()
+        count = select(func.count()).select_from(visible)
+        return int((await conn.execute(count)).scalar() or 0)
 
     async def _load(
         self, conn: AsyncConnection, user: str, id_values: list[int], state: ReadState
@@ -468,7 +575,16 @@ def _notification_row(value: int, pending: PendingCreate, expires: int | None) -
         "api_key": pending.api_key if pending.idempotency_key else None,
         "idempotency_key": pending.idempotency_key,
         "request_hash": pending.request_hash if pending.idempotency_key else None,
+        "category": item.category,
+        "actions": _json_or_none(item.actions),
+        "critical": item.critical,
+        "locales": _json_or_none(item.locales),
+        "template_version": item.template_version,
     }
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
 
 
 def _from_new(value: int, item: NewNotification) -> Notification:
@@ -483,6 +599,10 @@ def _from_new(value: int, item: NewNotification) -> Notification:
         actor=item.actor,
         created_at=utc_from_ms(ids.ms_of(value)),
         expires_at=item.expires_at,
+        category=item.category,
+        actions=item.actions,
+        critical=item.critical,
+        locales=item.locales,
     )
 
 
@@ -499,6 +619,10 @@ def _from_row(row: Any, read_at: int | None = None) -> Notification:
         created_at=utc_from_ms(ids.ms_of(row["id"])),
         expires_at=utc_from_ms(row["expires_at"]) if row["expires_at"] is not None else None,
         read_at=utc_from_ms(read_at) if read_at is not None else None,
+        category=row["category"],
+        actions=orjson.loads(row["actions"]) if row["actions"] is not None else None,
+        critical=bool(row["critical"]),
+        locales=orjson.loads(row["locales"]) if row["locales"] is not None else None,
     )
 
 
@@ -507,7 +631,9 @@ def _ms(moment: Any) -> int | None:
 
 
 class _translated:
-    """Turn database driver errors into :class:`Unavailable` at the boundary."""
+    """Turn database driver errors into ours at the boundary: a value the database refuses
+    (U+0000 in text on PostgreSQL, a number out of range) is the client's 422, anything
+    else :class:`Unavailable`."""
 
     async def __aenter__(self) -> None:
         return None
@@ -515,6 +641,17 @@ class _translated:
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         if isinstance(exc, IntegrityError | sqlite3.IntegrityError):
             raise Conflict("a concurrent request used the same Idempotency-Key") from exc
+        if _refused_value(exc):
+            raise ValidationFailed("the database cannot store a value of this request") from exc
         if isinstance(exc, SQLAlchemyError | sqlite3.Error | OSError):
             raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
         return False
+
+
+def _refused_value(exc: BaseException | None) -> bool:
+    """SQLSTATE class 22, "data exception" (asyncpg's errors reach us as plain DBAPIError),
+    or a Python int that SQLite cannot hold."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(exc, DataError | OverflowError) or (
+        isinstance(sqlstate, str) and sqlstate.startswith("22")
+    )

@@ -11,20 +11,23 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 from starlette.middleware.cors import CORSMiddleware
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from tidings import __version__
+from tidings import __version__, telemetry
 from tidings.app import App
 from tidings.credentials import ensure_secrets
-from tidings.errors import CloseCode, NotFound
+from tidings.errors import CloseCode
+from tidings.redaction import redact_server_logs
 from tidings.settings import Settings
-from tidings.web import api, errors, metrics, realtime
+from tidings.web import api, dev, errors, events_api, metrics, ops, preferences_api, realtime
 from tidings.web.fastpath import CreateFastPath
+from tidings.web.httpmetrics import CountRequests
 from tidings.web.responses import JSONResponse
 from tidings.web.wsdirect import ExposeRawSend
 
@@ -46,12 +49,30 @@ class CrossOrigin(CORSMiddleware):
 
 
 class CachedStatic(StaticFiles):
-    """Static files with a short public cache; ETag revalidation does the rest."""
+    """Static files with a short public cache; ETag revalidation does the rest.
+
+    Files in ``hidden`` are not served under any spelling of their path (the demo page
+    outside development mode): they are matched by identity, not by name.
+    """
+
+    def __init__(self, *, hidden: tuple[Path, ...] = (), **options: Any) -> None:
+        super().__init__(**options)
+        self._hidden = {_identity(os.stat(path)) for path in hidden if path.exists()}
+
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        full_path, found = super().lookup_path(path)
+        if found is not None and _identity(found) in self._hidden:
+            return "", None
+        return full_path, found
 
     async def get_response(self, path: str, scope: Scope) -> Response:
         response = await super().get_response(path, scope)
         response.headers.setdefault("Cache-Control", "public, max-age=300, must-revalidate")
         return response
+
+
+def _identity(found: os.stat_result) -> tuple[int, int]:
+    return found.st_dev, found.st_ino
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool | None = None) -> FastAPI:
@@ -60,6 +81,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
         settings = ensure_secrets(Settings()).settings
     if migrate is None:
         migrate = os.environ.get("TIDINGS_SKIP_MIGRATE") != "1"
+    # uvicorn logs each request line with its query string: `?token=` must not reach logs.
+    redact_server_logs()
     tidings = App(settings)
 
     @asynccontextmanager
@@ -72,6 +95,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
         finally:
             restore()
             await tidings.stop()
+            telemetry.mark_process_dead()
 
     app = FastAPI(
         title="tidings",
@@ -83,13 +107,14 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
     errors.install(app)
     app.add_middleware(errors.BodyLimit, limit=settings.max_request_bytes)
     app.add_middleware(ExposeRawSend)
+    app.add_middleware(CountRequests)
     if settings.allowed_origins:
         # Browsers on those origins may call the end-user API and open SSE streams.
         # Credentials travel as bearer tokens, never cookies, so no allow_credentials.
         app.add_middleware(
             CrossOrigin,
             allow_origins=settings.allowed_origins,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
             expose_headers=["Idempotent-Replayed"],
             max_age=600,
@@ -97,10 +122,18 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
     # Outermost: backends' creates skip every layer they do not need.
     app.add_middleware(CreateFastPath, tidings=tidings)
     app.include_router(api.router)
+    app.include_router(events_api.router)
+    app.include_router(ops.router)
+    app.include_router(preferences_api.router)
+    if settings.dev:
+        app.include_router(dev.router)
+    api.document(app, settings)
     realtime.register(app)
     metrics.register(app)
     _health(app, tidings)
-    app.mount("/static", CachedStatic(directory=STATIC, follow_symlink=True), name="static")
+    hidden = () if settings.dev else (dev.DEMO_PAGE,)
+    static = CachedStatic(directory=STATIC, follow_symlink=True, hidden=hidden)
+    app.mount("/static", static, name="static")
     return app
 
 
@@ -131,6 +164,9 @@ def _close_streams_on_sigterm(tidings: App) -> Callable[[], None]:
         loop.call_soon_threadsafe(tidings.hub.close_all, CloseCode.SERVICE_RESTART, "restarting")
         if callable(previous):
             previous(signum, frame)
+        elif previous == signal.SIG_DFL:  # nobody else handles it (e.g. embedded): terminate
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, on_sigterm)
     return lambda: signal.signal(signal.SIGTERM, previous)
@@ -142,14 +178,13 @@ def _health(app: FastAPI, tidings: App) -> None:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        responses={503: {"description": "not ready: the same checks, one of them false"}},
+    )
     async def readyz() -> Response:
-        """Readiness: the database answers and the broker is connected."""
+        """Readiness: the database answers, the broker is connected and every background
+        worker (feed, writer, sweeper, stats publisher) runs."""
         checks = await tidings.readiness()
         return JSONResponse(checks, status_code=200 if checks["ready"] else 503)
-
-    @app.get("/demo", include_in_schema=False)
-    async def demo() -> Response:
-        if not tidings.settings.dev or not (STATIC / "demo.html").is_file():
-            raise NotFound("the demo page is on in development mode only (TIDINGS_DEV=true)")
-        return FileResponse(STATIC / "demo.html", headers={"Cache-Control": "no-cache"})

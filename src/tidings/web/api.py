@@ -4,21 +4,57 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import Response
 
+from tidings import ids
 from tidings.app import App
 from tidings.auth import bearer
-from tidings.errors import Forbidden, NotFound, Unauthenticated
+from tidings.errors import Unauthenticated
 from tidings.models import Notification, Page, Principal
+from tidings.service import MAX_PAGE
+from tidings.settings import Settings
 from tidings.web import fastpath
-from tidings.web.responses import JSONResponse
-from tidings.web.schemas import DevTokenIn, NotificationIn, TopicMessageIn
+from tidings.web.errors import ERROR_DESCRIPTIONS, documented
+from tidings.web.responses import (
+    CreatedOut,
+    DeletedOut,
+    JSONResponse,
+    NotificationOut,
+    PageOut,
+    PublishedOut,
+    ReadAllOut,
+    ReadOneOut,
+    UnreadCountOut,
+)
+from tidings.web.schemas import NotificationIn, TopicMessageIn
 
 router = APIRouter(prefix="/api/v1")
 
 TOPIC_PATTERN = r"^[A-Za-z0-9_.:\-]{1,200}$"
-NotificationId = Annotated[str, Path(max_length=64, description="notification id")]
+NotificationId = Annotated[
+    str,
+    # Documented, not enforced: anything that is not an id simply does not exist (404).
+    Path(description="notification id", json_schema_extra={"pattern": ids.PATTERN}),
+]
+Cursor = Annotated[
+    str | None,
+    Query(description="cursor: `next_before`", json_schema_extra={"pattern": ids.PATTERN}),
+]
+
+BACKEND = {"security": [{"apiKey": []}]}
+"""Operations for backends: ``Authorization: Bearer <API key>``."""
+END_USER = {"security": [{"userToken": []}]}
+"""Operations for end users: ``Authorization: Bearer <JWT>``."""
+SECURITY_SCHEMES = {
+    "apiKey": {"type": "http", "scheme": "bearer", "description": "a backend's API key"},
+    "userToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "the end user's JWT (`sub`, `exp`, optional `roles`, `topics`)",
+    },
+}
 
 
 async def get_app(request: Request) -> App:
@@ -33,14 +69,15 @@ def _app(request: Request) -> App:
 AppDep = Annotated[App, Depends(get_app)]
 
 
-async def api_key(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+Authorization = Annotated[str | None, Header(include_in_schema=False)]
+
+
+async def api_key(request: Request, authorization: Authorization = None) -> str:
     """The id of the backend's API key (``Authorization: Bearer <key>``)."""
     return _app(request).auth.api_key_id(bearer(authorization))
 
 
-async def principal(
-    request: Request, authorization: Annotated[str | None, Header()] = None
-) -> Principal:
+async def principal(request: Request, authorization: Authorization = None) -> Principal:
     """The end user, from ``Authorization: Bearer <jwt>``."""
     token = bearer(authorization)
     if token is None:
@@ -55,7 +92,14 @@ Me = Annotated[Principal, Depends(principal)]
 # -- backend side ----------------------------------------------------------------------
 
 
-@router.post("/notifications", status_code=201, tags=["backend"])
+@router.post(
+    "/notifications",
+    status_code=201,
+    tags=["backend"],
+    response_model=CreatedOut,
+    responses=documented(400, 401, 409, 413, 422, 429, 503),
+    openapi_extra=BACKEND,
+)
 async def create_notification(
     body: NotificationIn,
     app: AppDep,
@@ -72,103 +116,171 @@ async def create_notification(
     return JSONResponse(payload, status_code=201, headers=headers)
 
 
-@router.post("/topics/{topic}/messages", status_code=202, tags=["backend"])
+@router.post(
+    "/topics/{topic}/messages",
+    status_code=202,
+    tags=["backend"],
+    response_model=PublishedOut,
+    responses=documented(400, 401, 413, 422, 429, 503),
+    openapi_extra=BACKEND,
+)
 async def publish_topic_message(
     body: TopicMessageIn,
     app: AppDep,
-    _key: ApiKey,
+    key: ApiKey,
     topic: Annotated[str, Path(pattern=TOPIC_PATTERN)],
 ) -> dict[str, Any]:
     """Publish an ephemeral message to a topic's subscribers (no inbox entry)."""
+    await app.charge_create(key)
     await app.service.publish_topic(topic, body.data)
     return {"topic": topic, "published": True}
-
-
-@router.get("/stats", tags=["backend"])
-async def stats(app: AppDep, _key: ApiKey) -> dict[str, Any]:
-    """Live connection counts of this process."""
-    return app.stats()
 
 
 # -- end-user side ---------------------------------------------------------------------
 
 
-@router.get("/me/notifications", tags=["inbox"])
+@router.get(
+    "/me/notifications",
+    tags=["inbox"],
+    response_model=PageOut,
+    responses=documented(400, 401, 422, 429, 503),
+    openapi_extra=END_USER,
+)
 async def list_notifications(
     app: AppDep,
     me: Me,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    before: Annotated[str | None, Query(max_length=64, description="cursor: next_before")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+    before: Cursor = None,
     unread: bool = False,
 ) -> Response:
-    """The user's notifications, newest first, with the exact unread count."""
+    """The user's notifications, newest first, with the exact unread count.
+
+    Inbox reads (this, ``unread-count`` and the WebSocket ``list``) share a budget per
+    user (``TIDINGS_READ_RATE``/``TIDINGS_READ_BURST``): over it, 429 with ``Retry-After``.
+    """
+    app.charge_read(me)
     page = await app.service.list_inbox(me, limit=limit, before=before, unread_only=unread)
-    return JSONResponse(page_body(page))
+    return JSONResponse(page_body(page, me.locale))
 
 
-def page_body(page: Page) -> dict[str, Any]:
+def page_body(page: Page, locale: str | None = None) -> dict[str, Any]:
+    """A page in the reader's language (JWT claim ``locale``)."""
     return {
-        "items": [item.to_public() for item in page.items],
+        "items": [item.to_public(locale) for item in page.items],
         "unread_count": page.unread_count,
         "next_before": page.next_before,
     }
 
 
-@router.get("/me/notifications/{notification_id}", tags=["inbox"])
+@router.get(
+    "/me/notifications/{notification_id}",
+    tags=["inbox"],
+    response_model=NotificationOut,
+    responses=documented(401, 404, 503),
+    openapi_extra=END_USER,
+)
 async def get_notification(app: AppDep, me: Me, notification_id: NotificationId) -> Response:
     item: Notification = await app.service.get(me, notification_id)
-    return JSONResponse(item.to_public())
+    return JSONResponse(item.to_public(me.locale))
 
 
-@router.get("/me/unread-count", tags=["inbox"])
+@router.get(
+    "/me/unread-count",
+    tags=["inbox"],
+    response_model=UnreadCountOut,
+    responses=documented(401, 429, 503),
+    openapi_extra=END_USER,
+)
 async def unread_count(app: AppDep, me: Me) -> dict[str, int]:
+    app.charge_read(me)
     return {"unread_count": await app.service.unread_count(me)}
 
 
-@router.post("/me/notifications/read-all", tags=["inbox"])
+@router.post(
+    "/me/notifications/read-all",
+    tags=["inbox"],
+    response_model=ReadAllOut,
+    responses=documented(401, 503),
+    openapi_extra=END_USER,
+)
 async def read_all(app: AppDep, me: Me) -> dict[str, Any]:
     """Mark everything read with one write, however many items (a watermark)."""
     through = await app.service.mark_all_read(me)
     return {"read_through": through, "unread_count": await app.service.unread_count(me)}
 
 
-@router.post("/me/notifications/{notification_id}/read", tags=["inbox"])
+@router.post(
+    "/me/notifications/{notification_id}/read",
+    tags=["inbox"],
+    response_model=ReadOneOut,
+    responses=documented(401, 404, 503),
+    openapi_extra=END_USER,
+)
 async def read_one(app: AppDep, me: Me, notification_id: NotificationId) -> dict[str, Any]:
     await app.service.mark_one_read(me, notification_id)
     return {"id": notification_id, "unread_count": await app.service.unread_count(me)}
 
 
-@router.delete("/me/notifications/{notification_id}", tags=["inbox"])
+@router.delete(
+    "/me/notifications/{notification_id}",
+    tags=["inbox"],
+    response_model=DeletedOut,
+    responses=documented(401, 404, 503),
+    openapi_extra=END_USER,
+)
 async def delete_one(app: AppDep, me: Me, notification_id: NotificationId) -> dict[str, Any]:
     """Hide a notification for this user only (others keep theirs)."""
     await app.service.delete(me, notification_id)
     return {"id": notification_id, "deleted": True}
 
 
-# -- development helpers (only with TIDINGS_DEV) ---------------------------------------
+# -- the OpenAPI document ----------------------------------------------------------------
 
 
-async def dev_only(request: Request) -> App:
-    app = _app(request)
-    if not app.settings.dev:
-        raise NotFound("development endpoints are off (TIDINGS_DEV=false)")
-    return app
+def document(app: FastAPI, settings: Settings) -> None:
+    """Complete the app's OpenAPI document: credentials, and the limits set in settings."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = generate()
+            spec.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            _state_limits(spec["components"].get("schemas", {}), settings)
+            _our_validation_errors(spec)
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
-DevApp = Annotated[App, Depends(dev_only)]
+def _state_limits(schemas: dict[str, Any], settings: Settings) -> None:
+    """What ``to_new_notification`` checks against settings (a 413 past it), as schema."""
+    for name, schema in schemas.items():
+        properties = schema.get("properties", {})
+        if name.startswith("AudienceIn"):
+            for field in ("users", "roles"):
+                properties[field]["maxItems"] = settings.max_recipients
+            schema["description"] = (
+                f"at most max_recipients={settings.max_recipients} users and roles together"
+            )
+        elif name.startswith("NotificationIn"):
+            properties["title"]["maxLength"] = settings.max_title_length
+            properties["body"]["maxLength"] = settings.max_body_length
+            properties["data"]["description"] = (
+                f"any JSON object of at most max_data_bytes={settings.max_data_bytes} bytes"
+                " encoded; integers within 64 bits, no NaN or Infinity"
+            )
 
 
-@router.post("/dev/token", tags=["development"])
-async def dev_token(body: DevTokenIn, app: DevApp) -> dict[str, str]:
-    """A token for any user, for the demo page. Development mode only."""
-    if app.settings.jwt_secret is None:
-        raise Forbidden("development tokens need an HS256 secret")
-    token = app.auth.mint(body.user, roles=body.roles, topics=body.topics, ttl=body.ttl)
-    return {"token": token}
-
-
-@router.post("/dev/notifications", status_code=201, tags=["development"])
-async def dev_notification(body: NotificationIn, app: DevApp) -> Response:
-    """Create a notification without an API key. Development mode only."""
-    payload, headers = await fastpath.create_notification(app, body, None, None)
-    return JSONResponse(payload, status_code=201, headers=headers)
+def _our_validation_errors(spec: dict[str, Any]) -> None:
+    """FastAPI documents its own 422 body; ours is the error body like every other error."""
+    ours = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for operations in spec["paths"].values():
+        for operation in operations.values():
+            invalid = operation.get("responses", {}).get("422")
+            if invalid is not None and "HTTPValidationError" in str(invalid):
+                operation["responses"]["422"] = {
+                    "description": ERROR_DESCRIPTIONS[422],
+                    "content": ours,
+                }
+    for name in ("HTTPValidationError", "ValidationError"):
+        spec["components"]["schemas"].pop(name, None)

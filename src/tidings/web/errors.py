@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,10 +11,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tidings.errors import TidingsError
-from tidings.web.responses import JSONResponse
+from tidings.errors import RateLimited, TidingsError, TooLarge
+from tidings.web.responses import ErrorBody, JSONResponse
 
 log = logging.getLogger("tidings.web")
 
@@ -32,6 +34,28 @@ HTTP_CODES = {
 }
 
 
+ERROR_DESCRIPTIONS = {
+    400: "Malformed request: the body is not JSON, or a cursor is not an id",
+    401: "No valid credentials: `Authorization: Bearer <API key or JWT>`",
+    403: "Forbidden: origin or topic not allowed",
+    404: "No such notification for this user",
+    409: "This Idempotency-Key was used with another request body",
+    413: "Over a size limit; the message names it (max_request_bytes, max_recipients, ...)",
+    422: "Invalid input; the message names the fields at fault",
+    429: "Over a rate limit (connections or reads per user, creates per API key); "
+    "`Retry-After` says when to retry",
+    503: "The database or the broker is unavailable; retry later",
+}
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of a route that answers these error statuses (OpenAPI)."""
+    return {
+        status: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[status]}
+        for status in statuses
+    }
+
+
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> Response:
@@ -48,7 +72,14 @@ def install(app: FastAPI) -> None:
 
 
 async def _tidings_error(_: Request, exc: TidingsError) -> Response:
+    return tidings_error_response(exc)
+
+
+def tidings_error_response(exc: TidingsError) -> Response:
+    """The error body with the headers its status calls for (401, 429)."""
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if isinstance(exc, RateLimited) and exc.retry_after is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
     return error_response(exc.status, exc.code, exc.message, headers)
 
 
@@ -72,9 +103,37 @@ def _describe(error: Any) -> str:
     return f"{location or 'body'}: {message}"
 
 
-async def _http_error(_: Request, exc: HTTPException) -> Response:
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    if exc.status_code == 405:
+        return _method_not_allowed(request, exc)
     code = HTTP_CODES.get(exc.status_code, "error")
     return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+
+def _method_not_allowed(request: Request, exc: HTTPException) -> Response:
+    """``Allow`` lists every method some route takes on this path, not the first route's.
+
+    ``OPTIONS`` is answered 204 with that list (CORS preflights never get here: the CORS
+    middleware answers them).
+    """
+    routes = request.app.router.routes
+    methods = {
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    }
+    if not methods or request.method in methods:  # a mounted app (static files) refused it
+        methods = {m.strip() for m in (exc.headers or {}).get("Allow", "GET, HEAD").split(",")}
+    allow = ", ".join(sorted(methods | {"OPTIONS"}))
+    if request.method == "OPTIONS":
+        return Response(status_code=204, headers={"Allow": allow})
+    message = f"{request.method} is not allowed here; allowed: {allow}"
+    return error_response(405, "method_not_allowed", message, {"Allow": allow})
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 async def _unexpected(_: Request, exc: Exception) -> Response:
@@ -82,42 +141,77 @@ async def _unexpected(_: Request, exc: Exception) -> Response:
     return error_response(500, "internal", "internal error")
 
 
+class BodyTooLarge(TooLarge):
+    """The request body is over ``max_request_bytes``; the rest of it is not read."""
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None if the client left; :class:`BodyTooLarge` past ``limit``.
+
+    The one body-size rule, for the app's middleware and the create fast path alike: a
+    declared ``Content-Length`` over the limit is refused before a byte is read, and a
+    body sent without one (chunked) as soon as it grows past the limit.
+    """
+    too_large = BodyTooLarge(f"request body is larger than max_request_bytes={limit}")
+    for name, value in scope["headers"]:
+        if name == b"content-length" and (not value.isdigit() or int(value) > limit):
+            raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def too_large_response(exc: BodyTooLarge) -> Response:
+    """413, and close the connection: the unread rest of the body must not be parsed."""
+    return error_response(exc.status, exc.code, exc.message, {"Connection": "close"})
+
+
 class BodyLimit:
-    """Reject request bodies above ``limit`` bytes with 413, before anything parses them."""
+    """Read request bodies up to ``limit`` bytes before the app runs; 413 past that.
+
+    Reading first (rather than counting as the app reads) keeps the answer a 413: FastAPI
+    turns any error raised while it reads a body into a 400.
+    """
 
     def __init__(self, app: ASGIApp, *, limit: int) -> None:
         self.app = app
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not _has_body(scope):
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._reject(scope, receive, send)
-            return
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.limit:
-                raise _TooLargeBody
-            return message
-
         try:
-            await self.app(scope, limited_receive, send)
-        except _TooLargeBody:
-            await self._reject(scope, receive, send)
+            body = await read_body(scope, receive, self.limit)
+        except BodyTooLarge as exc:
+            await too_large_response(exc)(scope, receive, send)
+            return
+        if body is None:
+            return  # the client left before sending its request
+        replayed = False
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(
-            413, "too_large", f"request body is larger than max_request_bytes={self.limit}"
-        )
-        await response(scope, receive, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
 
-class _TooLargeBody(Exception):
-    pass
+def _has_body(scope: Scope) -> bool:
+    return any(
+        name in (b"content-length", b"transfer-encoding") and value != b"0"
+        for name, value in scope["headers"]
+    )

@@ -1,14 +1,15 @@
-"""The create endpoint's hot path as plain ASGI.
+"""The create endpoints' hot path as plain ASGI.
 
-``POST /api/v1/notifications`` is what backends call most. Measured on one process,
-FastAPI's dependency solving and middleware layers cost more CPU than storing the
-notification (group-committed), so this middleware answers that one route itself:
-the same validation model, the same service call, the same error bodies. Every other
-request, and the OpenAPI description of this one, stays with FastAPI.
+``POST /api/v1/notifications`` and ``POST /api/v1/events`` are what backends call most.
+Measured on one process, FastAPI's dependency solving and middleware layers cost more
+CPU than storing the notification (group-committed), so this middleware answers those
+two routes itself: the same validation models, the same service call, the same error
+bodies. Every other request, and the OpenAPI description of these, stays with FastAPI.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -17,9 +18,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tidings.app import App
 from tidings.auth import bearer
-from tidings.errors import TidingsError, TooLarge
-from tidings.web.errors import describe_validation_errors
-from tidings.web.schemas import NotificationIn, request_hash, to_new_notification
+from tidings.errors import BadRequest, TidingsError, ValidationFailed
+from tidings.telemetry import count_request
+from tidings.web.creating import store_new
+from tidings.web.errors import (
+    BodyTooLarge,
+    describe_validation_errors,
+    read_body,
+    tidings_error_response,
+    too_large_response,
+)
+from tidings.web.event_schemas import EventIn
+from tidings.web.events_create import EVENTS_PATH, create_event
+from tidings.web.schemas import Delivered, NotificationIn, to_new_notification
 
 CREATE_PATH = "/api/v1/notifications"
 
@@ -28,17 +39,22 @@ async def create_notification(
     app: App, body: NotificationIn, api_key: str | None, header_key: str | None
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Validate limits, store and publish; return the response body and headers."""
+    if app.creates is not None and api_key is not None:
+        await app.charge_create(api_key)
     new = to_new_notification(body, app.settings)
-    idempotency_key = body.idempotency_key or header_key
-    outcome = await app.service.create(
-        new,
-        api_key=api_key,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash(body) if idempotency_key else None,
+    return await store_new(app, new, body, api_key, header_key)
+
+
+Handler = Callable[[App, Any, str | None, str | None], Awaitable[tuple[dict, dict]]]
+ROUTES: dict[str, tuple[str, type[Delivered], Handler]] = {
+    path: route
+    for route in (
+        (CREATE_PATH, NotificationIn, create_notification),
+        (EVENTS_PATH, EventIn, create_event),
     )
-    headers = {} if outcome.created else {"Idempotent-Replayed": "true"}
-    payload = outcome.notification.to_public() | {"to": body.to.model_dump(), "read_at": None}
-    return payload, headers
+    for path in (route[0], route[0] + "/")
+}
+"""The creates answered here: path -> (route path, request model, handler)."""
 
 
 class CreateFastPath:
@@ -48,62 +64,46 @@ class CreateFastPath:
         self.limit = tidings.settings.max_request_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "POST"
-            or scope["path"] not in (CREATE_PATH, CREATE_PATH + "/")
-        ):
+        route = ROUTES.get(scope["path"]) if scope["type"] == "http" else None
+        if route is None or scope["method"] != "POST":
             await self.asgi(scope, receive, send)
             return
-        headers = dict(scope["headers"])
+        path, model, handler = route
         try:
-            status, body, extra = await self._handle(headers, receive)
+            answer = await self._handle(scope, receive, model, handler)
+        except BodyTooLarge as exc:
+            await too_large_response(exc)(scope, receive, send)
+            count_request("POST", path, exc.status)
+            return
         except TidingsError as exc:
-            status, body, extra = exc.status, _error(exc.code, exc.message), {}
-            if exc.status == 401:
-                extra = {"WWW-Authenticate": "Bearer"}
-        await _respond(send, status, body, extra)
+            await tidings_error_response(exc)(scope, receive, send)
+            count_request("POST", path, exc.status)
+            return
+        if answer is not None:
+            await _respond(send, *answer)
+            count_request("POST", path, answer[0])
 
     async def _handle(
-        self, headers: dict[bytes, bytes], receive: Receive
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        self, scope: Scope, receive: Receive, model: type[Delivered], handler: Handler
+    ) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+        headers = dict(scope["headers"])
         api_key = self.tidings.auth.api_key_id(bearer(_text(headers.get(b"authorization"))))
-        raw = await self._read_body(receive)
+        raw = await read_body(scope, receive, self.limit)
+        if raw is None:
+            return None  # the client left
         try:
-            body = NotificationIn.model_validate_json(raw)
+            body = model.model_validate_json(raw)
         except ValidationError as exc:
             if any(e["type"] == "json_invalid" for e in exc.errors()):
-                return 400, _error("malformed_json", "request body is not valid JSON"), {}
-            return 422, _error("invalid", describe_validation_errors(exc.errors())), {}
+                raise BadRequest("request body is not valid JSON", code="malformed_json") from None
+            raise ValidationFailed(describe_validation_errors(exc.errors())) from None
         header_key = _text(headers.get(b"idempotency-key"))
-        if header_key is not None and len(header_key) > 255:
-            return 422, _error("invalid", "Idempotency-Key: at most 255 characters"), {}
-        payload, extra = await create_notification(self.tidings, body, api_key, header_key)
+        payload, extra = await handler(self.tidings, body, api_key, header_key)
         return 201, payload, extra
-
-    async def _read_body(self, receive: Receive) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                raise TooLarge(f"request body is larger than max_request_bytes={self.limit}")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
 
 
 def _text(value: bytes | None) -> str | None:
     return value.decode("latin-1") if value is not None else None
-
-
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
 
 
 async def _respond(send: Send, status: int, body: dict[str, Any], extra: dict[str, str]) -> None:

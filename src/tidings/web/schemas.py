@@ -3,18 +3,84 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+)
 
 from tidings.errors import TooLarge, ValidationFailed
-from tidings.models import Audience, NewNotification
+from tidings.models import LATEST, Audience, NewNotification
 from tidings.settings import Settings
 
 Level = Literal["info", "success", "warning", "error"]
-Name = Field(min_length=1, max_length=200)
+MAX_KEY_LENGTH = 255
+
+
+def _storable(value: str) -> str:
+    """Text the database keeps as given: PostgreSQL cannot store U+0000 in a text column."""
+    if "\x00" in value:
+        raise ValueError("must not contain U+0000 (NUL)")
+    return value
+
+
+def _plain_json(value: Any) -> Any:
+    """A value sent to clients exactly as given: one that orjson encodes (integers within
+    64 bits, no lone surrogates, nesting within its depth limit) with finite numbers
+    (orjson would write NaN and Infinity as null)."""
+    try:
+        orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        raise ValueError(f"not encodable as JSON ({exc})") from None
+    if not _finite(value):
+        raise ValueError("numbers must be finite: NaN and Infinity are not JSON")
+    return value
+
+
+def _finite(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
+
+
+def _utc_until_latest(value: datetime | None) -> datetime | None:
+    """In UTC, and not after :data:`~tidings.models.LATEST` (the end of year 9999)."""
+    if value is None:
+        return None
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # past datetime.max once in UTC
+        value = datetime.max.replace(tzinfo=UTC)
+    if value > LATEST:
+        raise ValueError("must not be later than 9999-12-31T23:59:59.999Z")
+    return value
+
+
+Text = Annotated[StrictStr, AfterValidator(_storable)]
+"""A string stored in a text column."""
+Name = Annotated[Text, Field(min_length=1, max_length=200)]
+"""A user id or a role."""
+JsonObject = Annotated[dict[str, Any], AfterValidator(_plain_json)]
+JsonValue = Annotated[Any, AfterValidator(_plain_json)]
+Expiry = Annotated[AwareDatetime | None, AfterValidator(_utc_until_latest)]
 
 
 class Strict(BaseModel):
@@ -22,33 +88,42 @@ class Strict(BaseModel):
 
 
 class AudienceIn(Strict):
-    users: list[StrictStr] = Field(default_factory=list, description="user ids (JWT `sub`)")
-    roles: list[StrictStr] = Field(default_factory=list, description="roles (JWT `roles`)")
+    users: list[Name] = Field(default_factory=list, description="user ids (JWT `sub`)")
+    roles: list[Name] = Field(default_factory=list, description="roles (JWT `roles`)")
     all: StrictBool = Field(False, description="everyone; stored once")
 
 
-class NotificationIn(Strict):
+TYPE_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
+EventType = Annotated[
+    StrictStr, Field(min_length=1, max_length=100, pattern=TYPE_PATTERN, examples=["task.assigned"])
+]
+Category = Annotated[
+    StrictStr, Field(min_length=1, max_length=100, pattern=TYPE_PATTERN, examples=["tasks"])
+]
+
+
+class Delivered(Strict):
+    """What every create request has: who it is for, how long it lives, its retry key."""
+
     to: AudienceIn
-    type: StrictStr = Field(
-        "notification",
-        min_length=1,
-        max_length=100,
-        pattern=r"^[A-Za-z0-9_.:\-]+$",
-        examples=["task.assigned"],
-    )
+    actor: Text | None = Field(None, max_length=200)
+    expires_at: Expiry = Field(None, description="in the future, at most year 9999 in UTC")
+    ttl: StrictInt | None = Field(None, gt=0, le=10 * 365 * 86400, description="seconds to live")
+    idempotency_key: Text | None = Field(None, min_length=1, max_length=MAX_KEY_LENGTH)
+
+
+class NotificationIn(Delivered):
+    type: EventType = "notification"
     level: Level = "info"
-    title: StrictStr = Field(min_length=1, examples=["You have a new task"])
-    body: StrictStr = ""
-    data: dict[str, Any] = Field(default_factory=dict)
-    url: StrictStr | None = Field(None, max_length=2000)
-    actor: StrictStr | None = Field(None, max_length=200)
-    expires_at: AwareDatetime | None = None
-    ttl: int | None = Field(None, gt=0, le=10 * 365 * 86400, description="seconds to live")
-    idempotency_key: StrictStr | None = Field(None, min_length=1, max_length=255)
+    category: Category | None = None
+    title: Text = Field(min_length=1, examples=["You have a new task"])
+    body: Text = ""
+    data: JsonObject = Field(default_factory=dict)
+    url: Text | None = Field(None, max_length=2000)
 
 
 class TopicMessageIn(Strict):
-    data: Any = Field(..., description="any JSON value, delivered as is")
+    data: JsonValue = Field(..., description="any JSON value, delivered as is")
 
 
 class DevTokenIn(Strict):
@@ -60,17 +135,11 @@ class DevTokenIn(Strict):
 
 def to_new_notification(body: NotificationIn, settings: Settings) -> NewNotification:
     """Check the settings-dependent limits and build the domain object."""
-    audience = _audience(body.to, settings)
-    _check_length("title", body.title, settings.max_title_length, "max_title_length")
-    _check_length("body", body.body, settings.max_body_length, "max_body_length")
-    data_size = len(orjson.dumps(body.data))
-    if data_size > settings.max_data_bytes:
-        raise TooLarge(
-            f"data is {data_size} bytes encoded; the limit is max_data_bytes="
-            f"{settings.max_data_bytes}"
-        )
+    to = audience(body.to, settings)
+    check_texts(body.title, body.body, settings)
+    check_data(body.data, settings)
     return NewNotification(
-        audience=audience,
+        audience=to,
         type=body.type,
         level=body.level,
         title=body.title,
@@ -78,24 +147,48 @@ def to_new_notification(body: NotificationIn, settings: Settings) -> NewNotifica
         data=body.data,
         url=body.url,
         actor=body.actor,
-        expires_at=_expiry(body),
+        expires_at=expiry(body),
+        category=body.category,
     )
 
 
-def request_hash(body: NotificationIn) -> str:
+def check_texts(title: str, body: str, settings: Settings, prefix: str = "") -> None:
+    _check_length(prefix + "title", title, settings.max_title_length, "max_title_length")
+    _check_length(prefix + "body", body, settings.max_body_length, "max_body_length")
+
+
+def check_data(data: dict[str, Any], settings: Settings) -> None:
+    data_size = len(orjson.dumps(data))
+    if data_size > settings.max_data_bytes:
+        raise TooLarge(
+            f"data is {data_size} bytes encoded; the limit is max_data_bytes="
+            f"{settings.max_data_bytes}"
+        )
+
+
+def idempotency_key(body: Delivered, header: str | None) -> str | None:
+    """The key of the body, else of the ``Idempotency-Key`` header, by the body's rules."""
+    if header:
+        if len(header) > MAX_KEY_LENGTH:
+            raise ValidationFailed(f"Idempotency-Key: at most {MAX_KEY_LENGTH} characters")
+        try:
+            _storable(header)
+        except ValueError as exc:
+            raise ValidationFailed(f"Idempotency-Key: {exc}") from None
+    return body.idempotency_key or header or None
+
+
+def request_hash(body: Delivered) -> str:
     """Fingerprint of what was asked, to tell a retry from a different request."""
     fields = body.model_dump(mode="json", exclude={"idempotency_key"})
     return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def _audience(to: AudienceIn, settings: Settings) -> Audience:
+def audience(to: AudienceIn, settings: Settings) -> Audience:
     if to.all and (to.users or to.roles):
         raise ValidationFailed("`to.all` cannot be combined with `to.users` or `to.roles`")
     if not (to.all or to.users or to.roles):
         raise ValidationFailed("no recipients: give `to.users`, `to.roles` or `to.all: true`")
-    for name in (*to.users, *to.roles):
-        if not name or len(name) > 200:
-            raise ValidationFailed("user ids and roles must be 1 to 200 characters")
     count = len(to.users) + len(to.roles)
     if count > settings.max_recipients:
         raise TooLarge(
@@ -109,7 +202,7 @@ def _check_length(field: str, value: str, limit: int, setting: str) -> None:
         raise TooLarge(f"{field} is {len(value)} characters; the limit is {setting}={limit}")
 
 
-def _expiry(body: NotificationIn) -> datetime | None:
+def expiry(body: Delivered) -> datetime | None:
     if body.expires_at is not None and body.ttl is not None:
         raise ValidationFailed("give `expires_at` or `ttl`, not both")
     now = datetime.now(UTC)

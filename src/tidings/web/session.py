@@ -1,22 +1,23 @@
-"""What the WebSocket and SSE pumps share: admission, start and replay, resync, timers.
+"""What the WebSocket and SSE pumps share: admission, start and replay, timers.
 
 A :class:`Session` binds one :class:`~tidings.connection.Connection` to the application
 (hub and service). The transports own the socket; the session owns the order of
-things: register holding, welcome, replay oldest first, release; and after a broker
-outage, hold, replay what was missed, release.
+things: register holding, welcome, replay oldest first, release.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from tidings import frames, ids, protocol
+from tidings import frames, ids, protocol, telemetry
 from tidings.connection import Connection
 from tidings.errors import BadRequest, CloseCode, Forbidden, RateLimited, TidingsError
 from tidings.models import Principal
+from tidings.preferences import Preferences
 from tidings.protocol import (
     ListInbox,
     MarkAllRead,
@@ -68,11 +69,40 @@ def admit(
     after = after_header or query.get("after") or None
     if after is not None and ids.try_decode(after) is None:
         invalid = BadRequest("`after` must be a notification id", code="invalid_after")
-        raise Refused(CloseCode.PROTOCOL_ERROR, invalid)
-    if len(app.hub.connections_for_user(principal.user)) >= settings.max_connections_per_user:
-        crowded = RateLimited("too many connections for this user", code="too_many_connections")
-        raise Refused(CloseCode.TOO_MANY_CONNECTIONS, crowded)
+        raise Refused(CloseCode.INVALID_AFTER, invalid)
     return principal, after
+
+
+def open_session(
+    app: App,
+    principal: Principal,
+    *,
+    after: str | None,
+    transport: str,
+    user_agent: str | None = None,
+) -> Session:
+    """Register a connection within its user's cap, holding live frames until started.
+
+    Raise :class:`Refused` (4009, HTTP 429) when the user has no slot left. The caller
+    must :meth:`Session.finish` whatever happens next. Nothing is awaited before the
+    registration: an open that waited first (say, for the user's preferences) let the
+    server answer other opens meanwhile, and the cap was overshot (faults/test_abuse).
+    """
+    conn = app.hub.connection(principal, after=after, transport=transport)
+    # Interned: thousands of connections share a handful of user agents.
+    conn.user_agent = sys.intern(user_agent[:300]) if user_agent else None
+    try:
+        app.hub.register(conn, hold=True, limit=app.settings.max_connections_per_user)
+    except RateLimited as crowded:
+        raise Refused(CloseCode.TOO_MANY_CONNECTIONS, crowded) from None
+    log.debug(
+        "connection %s opened (%s) for %s",
+        conn.id,
+        transport,
+        principal.user,
+        extra={"connection": conn.id, "user": principal.user},
+    )
+    return Session(app, conn)
 
 
 class Session:
@@ -84,9 +114,12 @@ class Session:
         self.principal = conn.principal
 
     async def start(self, after: str | None) -> None:
-        """Register holding, then welcome, replay and release (no gap, no duplicate)."""
+        """Welcome, replay and release the held live frames (no gap, no duplicate)."""
         settings = self.app.settings
-        await self.app.hub.register(self.conn, hold=True)
+        await self.app.hub.ready(self.conn)
+        # Once changes reach this connection through its user channel, before the welcome.
+        preferences = await self.app.service.preferences(self.principal.user)
+        self.app.hub.set_preferences(self.conn, _relevant(preferences))
         unread = await self.app.service.unread_count(self.principal)
         self.conn.send(
             frames.welcome(
@@ -98,6 +131,12 @@ class Session:
         )
         if after is not None:
             await self.replay(after)
+        if preferences.hides_anything:
+            # Live notifications held since registration were offered before the
+            # preferences were known: take them from the store instead, which filters.
+            held = self.conn.drop_held_notifications()
+            if held:
+                await self.replay(ids.encode(ids.decode(held[0]) - 1))
         self.conn.release()
 
     async def replay(self, after: str) -> None:
@@ -105,23 +144,16 @@ class Session:
             self.principal, after, self.app.settings.resume_limit
         )
         if missed is None:
+            telemetry.RESYNCS.inc()
             self.conn.send(protocol.resync("too_many_missed"))
             return
+        if missed:
+            telemetry.REPLAYED.inc(len(missed))
+        locale = self.principal.locale
+        prefs = self.conn.preferences
+        silent = prefs is not None and prefs.silent(time.time() * 1000)
         for item in missed:
-            self.conn.send(frames.notification(item), item.id)
-
-    async def resync_forever(self) -> None:
-        """Replay after every broker reconnect; ends when the connection closes."""
-        while True:
-            await self.conn.wait_resync()
-            try:
-                async with self.app.hub.resync_slots:
-                    await self.replay(self.conn.resume_point())
-            except TidingsError as exc:
-                log.warning("resync of %s failed: %s", self.conn.id, exc)
-                self.conn.close(CloseCode.SERVICE_RESTART, "resync failed")
-                return
-            self.conn.release()
+            self.conn.send(frames.notification(item, locale, silent=silent), item.id)
 
     async def tick_forever(self, heartbeat: protocol.Heartbeat, *, silence_kills: bool) -> None:
         """Ping every interval; close on token expiry or (WebSocket) a silent client."""
@@ -165,8 +197,9 @@ class Session:
                 through = await service.mark_all_read(self.principal)
                 return protocol.ack(ref, through=through)
             case ListInbox(limit=limit, before=before, ref=ref):
+                self.app.charge_read(self.principal)
                 page = await service.list_inbox(self.principal, limit=limit, before=before)
-                return list_frame(page, ref)
+                return list_frame(page, ref, self.principal.locale)
             case Subscribe():
                 return await self._subscribe(request)
             case Unsubscribe(topic=topic, ref=ref):
@@ -175,27 +208,39 @@ class Session:
         raise AssertionError(f"unhandled request {request!r}")
 
     async def _subscribe(self, request: Subscribe) -> bytes | None:
-        if not protocol.topic_allowed(request.topic, self.principal.topics):
-            # An error reply, not a 4003 close: one refused subscription must not cut
-            # the user's notification stream (see the README's changelog).
-            message = f"topic not allowed by the token's `topics` claim: {request.topic}"
-            return frames.error("forbidden", message[:200], request.ref)
+        # A refusal is an error reply (via `answer`), not a 4003 close: one refused
+        # subscription must not cut the user's notification stream (README changelog).
+        protocol.check_subscription(request.topic, self.principal.topics)
         if request.topic not in self.conn.topics and len(self.conn.topics) >= MAX_TOPICS:
             message = f"at most {MAX_TOPICS} topics per connection"
             return frames.error("too_many_topics", message, request.ref)
         await self.app.hub.subscribe(self.conn, request.topic, request.filter)
         return protocol.ack(request.ref, topic=request.topic)
 
-    async def finish(self) -> None:
-        await self.app.hub.unregister(self.conn)
+    def finish(self) -> None:
+        """Close and unregister; synchronous, so it completes even in a cancelled task."""
+        self.conn.close(CloseCode.GOING_AWAY, "finished")
+        self.app.hub.unregister(self.conn)
+        log.debug(
+            "connection %s closed (%s %s)",
+            self.conn.id,
+            self.conn.close_code,
+            self.conn.close_reason,
+            extra={"connection": self.conn.id, "user": self.conn.user},
+        )
 
 
-def list_frame(page: Any, ref: Any) -> bytes:
+def _relevant(preferences: Preferences) -> Preferences | None:
+    """What a connection needs to hold: None when nothing is muted and no DND is ahead."""
+    return preferences if preferences.matters(time.time() * 1000) else None
+
+
+def list_frame(page: Any, ref: Any, locale: str | None = None) -> bytes:
     return frames.encode(
         {
             "type": "list",
             "ref": ref,
-            "items": [item.to_public() for item in page.items],
+            "items": [item.to_public(locale) for item in page.items],
             "unread_count": page.unread_count,
             "next_before": page.next_before,
         }

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from tidings import frames, protocol
 from tidings.connection import ConnectionClosed
-from tidings.errors import CloseCode, Forbidden, TidingsError, ValidationFailed
-from tidings.web.session import MAX_TOPICS, SSE_RETRY_MS, Refused, Session, admit, cancel
+from tidings.errors import CloseCode, TidingsError, ValidationFailed
+from tidings.web.session import MAX_TOPICS, SSE_RETRY_MS, Refused, Session, admit, open_session
 
 if TYPE_CHECKING:
     from tidings.app import App
@@ -42,15 +43,36 @@ async def stream_endpoint(request: Request) -> StreamingResponse:
             query=request.query_params,
             after_header=request.headers.get("last-event-id"),
         )
+        topics = _topics(request.query_params.get("topics"), principal.topics)
+        session = open_session(
+            app,
+            principal,
+            after=after,
+            transport="sse",
+            user_agent=request.headers.get("user-agent"),
+        )
     except Refused as refused:
         raise refused.error from None
-    topics = _topics(request.query_params.get("topics"), principal.topics)
-    conn = app.hub.connection(principal, after=after, transport="sse")
-    return StreamingResponse(
-        _events(Session(app, conn), after, topics),
-        media_type="text/event-stream",
-        headers=HEADERS,
-    )
+    return _Stream(session, _events(session, after, topics))
+
+
+class _Stream(StreamingResponse):
+    """An event stream that gives its connection's slot back however the response ends.
+
+    Starlette ends a stream whose client left by cancelling it: cleanup that awaits would
+    be cancelled too, and a stream never started runs no ``finally`` at all. So the
+    release is synchronous, and here, where it runs in every case.
+    """
+
+    def __init__(self, session: Session, events: AsyncIterator[bytes]) -> None:
+        super().__init__(events, media_type="text/event-stream", headers=HEADERS)
+        self.session = session
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.session.finish()
 
 
 def _topics(raw: str | None, allowed: tuple[str, ...]) -> list[str]:
@@ -58,10 +80,7 @@ def _topics(raw: str | None, allowed: tuple[str, ...]) -> list[str]:
     if len(topics) > MAX_TOPICS:
         raise ValidationFailed(f"at most {MAX_TOPICS} topics per stream", code="too_many_topics")
     for topic in topics:
-        if not protocol.valid_topic(topic):
-            raise ValidationFailed(f"invalid topic {topic[:40]!r}")
-        if not protocol.topic_allowed(topic, allowed):
-            raise Forbidden(f"topic {topic!r} not allowed", code="topic_forbidden")
+        protocol.check_subscription(topic, allowed)
     return topics
 
 
@@ -79,10 +98,7 @@ async def _events(session: Session, after: str | None, topics: list[str]) -> Asy
                 frames.error(exc.code, exc.message)
             )
             return
-        tasks = [
-            asyncio.create_task(session.tick_forever(heartbeat, silence_kills=False)),
-            asyncio.create_task(session.resync_forever()),
-        ]
+        tasks = [asyncio.create_task(session.tick_forever(heartbeat, silence_kills=False))]
         retry = protocol.sse_retry(SSE_RETRY_MS)  # rides on the welcome event
         while True:
             try:
@@ -94,8 +110,9 @@ async def _events(session: Session, after: str | None, topics: list[str]) -> Asy
                 return
             yield chunk
     finally:
-        await cancel(*tasks)
-        await session.finish()
+        session.finish()  # no await here: this may run in a cancelled scope
+        for task in tasks:
+            task.cancel()
 
 
 async def _next_chunk(session: Session) -> bytes:

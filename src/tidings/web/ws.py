@@ -1,8 +1,8 @@
 """WebSocket transport at ``/ws``: a thin pump between the socket and the protocol.
 
-Three tasks per connection: the writer drains the connection's outbox to the socket,
-the reader parses client frames and answers them, the ticker pings and enforces
-heartbeat and token expiry; a fourth replays after broker outages. Whoever decides
+Tasks per connection: the reader parses client frames and answers them, the ticker
+pings and enforces heartbeat and token expiry, and (only where frames cannot be written
+to the transport directly) a writer drains the connection's outbox. Whoever decides
 the connection is over calls ``conn.close(code)``; the endpoint then closes the socket
 with that code.
 """
@@ -10,7 +10,9 @@ with that code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -18,8 +20,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from tidings import protocol
 from tidings.connection import ConnectionClosed
 from tidings.errors import CloseCode, TidingsError
-from tidings.web.session import Refused, Session, admit, cancel
-from tidings.web.wsdirect import direct_writer
+from tidings.web.session import Refused, Session, admit, cancel, open_session
+from tidings.web.wsdirect import bound_socket, direct_writer, socket_gone
 
 if TYPE_CHECKING:
     from tidings.app import App
@@ -41,15 +43,27 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await _close(websocket, refused.code, refused.error.message)
         return
     await websocket.accept()
-    # Re-check after the await: register happens before the next suspension point.
-    if len(app.hub.connections_for_user(principal.user)) >= app.settings.max_connections_per_user:
-        await _close(websocket, CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
+    try:
+        session = open_session(
+            app,
+            principal,
+            after=after,
+            transport="ws",
+            user_agent=websocket.headers.get("user-agent"),
+        )
+    except Refused as refused:
+        await _close(websocket, refused.code, refused.error.message)
         return
-    conn = app.hub.connection(principal, after=after, transport="ws")
-    writer = direct_writer(websocket.scope, limit=app.settings.outbox_bytes)
+    settings = app.settings
+    bound_socket(
+        websocket.scope,
+        write_limit=settings.outbox_bytes,
+        frame_rate=settings.inbound_rate,
+        frame_burst=settings.inbound_burst,
+    )
+    writer = direct_writer(websocket.scope, limit=settings.outbox_bytes)
     if writer is not None:
-        conn.write_directly(writer)
-    session = Session(app, conn)
+        session.conn.write_directly(writer)
     await _serve(websocket, session, after)
 
 
@@ -62,12 +76,11 @@ async def _serve(websocket: WebSocket, session: Session, after: str | None) -> N
         try:
             await session.start(after)
         except TidingsError as exc:
-            log.warning("connection %s could not start: %s", conn.id, exc)
+            log.warning("connection %s could not start: %s", conn.id, exc, extra=_ids(conn))
             conn.close(CloseCode.SERVICE_RESTART, "temporarily unavailable")
         tasks = [
             asyncio.create_task(_read(websocket, session, heartbeat)),
             asyncio.create_task(session.tick_forever(heartbeat, silence_kills=True)),
-            asyncio.create_task(session.resync_forever()),
         ]
         if not conn.writes_directly:
             tasks.append(asyncio.create_task(_write(websocket, session)))
@@ -76,13 +89,25 @@ async def _serve(websocket: WebSocket, session: Session, after: str | None) -> N
         tasks.append(closed)
         for task in tasks:
             if task.done() and not task.cancelled() and _unexpected(task.exception()):
-                log.error("connection %s failed", conn.id, exc_info=task.exception())
+                log.error(
+                    "connection %s failed", conn.id, exc_info=task.exception(), extra=_ids(conn)
+                )
                 conn.close(1011, "internal error")
     finally:
         await cancel(*tasks)
-        await session.finish()
-    if conn.close_code is not None:
-        await _close(websocket, conn.close_code, conn.close_reason)
+        try:
+            if conn.close_code is not None:
+                await _close(websocket, conn.close_code, conn.close_reason)
+            # A closing socket still holds its buffers: it keeps its slot until gone.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2 * CLOSE_TIMEOUT):
+                    await socket_gone(websocket.scope)
+        finally:
+            session.finish()
+
+
+def _ids(conn: Any) -> dict[str, str]:
+    return {"connection": conn.id, "user": conn.user}
 
 
 def _unexpected(exc: BaseException | None) -> bool:
@@ -108,6 +133,7 @@ async def _read(websocket: WebSocket, session: Session, heartbeat: protocol.Hear
             return
         data: str | bytes = message.get("text") or message.get("bytes") or b""
         heartbeat.heard()
+        conn.heard_at = time.time()
         size = len(data.encode()) if isinstance(data, str) else len(data)
         if size > settings.max_frame_bytes:
             conn.close(CloseCode.MESSAGE_TOO_BIG, "frame too large")

@@ -8,18 +8,22 @@ every client: :func:`text_frame` builds them once per payload and the hub's fan-
 hands the same payload object to every connection.
 
 Only data frames take this path, and only on uvicorn's websockets-sansio protocol
-(the one ``tidings serve`` runs), which keeps no state about data frames it did not
-send. Handshake, close and control frames still go through the ASGI interface. On any
-other server the transport falls back to the ASGI ``send``.
+(``tidings serve`` runs its bounded subclass, :mod:`tidings.web.wsprotocol`), which
+keeps no state about data frames it did not send. Handshake, close and control frames
+still go through the ASGI interface. On any other server the transport falls back to
+the ASGI ``send``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tidings.protocol import TokenBucket
 
 RAW_SEND = "tidings.raw_send"
 """Scope key under which :class:`ExposeRawSend` leaves the server's own ``send``."""
@@ -57,15 +61,20 @@ class ExposeRawSend:
         await self.app(scope, receive, send)
 
 
+def _sansio_protocol(scope: Scope) -> Any:
+    """uvicorn's websockets-sansio protocol object behind this WebSocket, or None."""
+    protocol: Any = getattr(scope.get(RAW_SEND), "__self__", None)
+    names = {cls.__name__ for cls in type(protocol).__mro__}
+    return protocol if "WebSocketsSansIOProtocol" in names else None
+
+
 def direct_writer(scope: Scope, *, limit: int) -> Callable[[bytes], bool] | None:
     """A non-blocking writer for an accepted WebSocket, or None if this server has none.
 
     The writer returns False when more than ``limit`` bytes wait in the transport's
     buffer: the client is not reading, and the caller drops it as a slow consumer.
     """
-    protocol: Any = getattr(scope.get(RAW_SEND), "__self__", None)
-    if type(protocol).__name__ != "WebSocketsSansIOProtocol":
-        return None
+    protocol = _sansio_protocol(scope)
     transport = getattr(protocol, "transport", None)
     if transport is None or not getattr(protocol, "handshake_complete", False):
         return None
@@ -79,3 +88,30 @@ def direct_writer(scope: Scope, *, limit: int) -> Callable[[bytes], bool] | None
         return True
 
     return write
+
+
+def bound_socket(scope: Scope, *, write_limit: int, frame_rate: float, frame_burst: int) -> None:
+    """Bound an accepted WebSocket's whole write buffer and its control frames.
+
+    Only on :class:`~tidings.web.wsprotocol.BoundedWebSocketProtocol` (``tidings
+    serve``); elsewhere nothing happens.
+    """
+    bound = getattr(_sansio_protocol(scope), "bound", None)
+    if bound is not None:
+        bound(
+            write_limit=write_limit,
+            control_frames=TokenBucket(rate=frame_rate, burst=frame_burst),
+        )
+
+
+async def socket_gone(scope: Scope) -> None:
+    """Return once the WebSocket's socket is really closed.
+
+    Only :class:`~tidings.web.wsprotocol.BoundedWebSocketProtocol` says when that is
+    (elsewhere this returns at once); it aborts a socket that does not go away by itself
+    within its close timeout, so this wait ends.
+    """
+    protocol = _sansio_protocol(scope)
+    gone: asyncio.Event | None = getattr(protocol, "gone", None)
+    if gone is not None and getattr(protocol, "limit", None) is not None:
+        await gone.wait()
