@@ -22,7 +22,9 @@ from tidings.settings import Settings
 from tidings.store import SqlStore
 from tidings.store.migrate import upgrade
 from tidings.store.templates import TemplateStore
+from tidings.store.webhooks import WebhookQueue
 from tidings.templates import TemplateCatalog
+from tidings.webhooks import WebhookConfig, Webhooks
 
 log = logging.getLogger("tidings")
 
@@ -63,9 +65,12 @@ class App:
         """Each API key's budget of creates; None when ``TIDINGS_CREATE_RATE`` is 0."""
         self.reads = Budgets(rate=settings.read_rate, burst=settings.read_burst)
         """Each user's budget of inbox reads (see :meth:`charge_read`)."""
+        self.webhooks = Webhooks(WebhookQueue(self.store), webhook_config(settings))
+        """Outgoing webhooks: ``app.webhooks.emit(type, data)`` from anywhere, never blocking."""
         self.service = NotificationService(
             store=self.store,
             outbound=self.outbound,
+            webhooks=self.webhooks,
             on_committed=self.feed.committed,
             sweep_interval=settings.sweep_interval,
         )
@@ -84,6 +89,7 @@ class App:
         await self.feed.start()
         await self.outbound.start()
         await self.service.start()
+        await self.webhooks.start()
         await self.cluster.start()
         log.info(
             "started: database %s, broker %s, limits %s",
@@ -105,6 +111,7 @@ class App:
         await self.service.stop()
         await self.feed.stop()
         await self.outbound.stop()
+        await self.webhooks.stop()
         await self.broker.stop()
         if self.creates is not None:
             await self.creates.close()
@@ -143,7 +150,12 @@ class App:
             checks["database"] = False
         workers = {
             name.removeprefix("tidings-"): running
-            for part in (self.feed.alive(), self.service.alive(), self.cluster.alive())
+            for part in (
+                self.feed.alive(),
+                self.service.alive(),
+                self.cluster.alive(),
+                self.webhooks.alive(),
+            )
             for name, running in part.items()
         }
         checks["ready"] = all(checks.values()) and all(workers.values())
@@ -167,3 +179,17 @@ class App:
 
     def stats(self) -> dict[str, Any]:
         return self.hub.stats()
+
+
+def webhook_config(settings: Settings) -> WebhookConfig | None:
+    """The webhook part of the settings; None when no URL is configured."""
+    if not settings.webhook_urls or not settings.webhook_secret:
+        return None
+    return WebhookConfig(
+        urls=tuple(settings.webhook_urls),
+        secret=settings.webhook_secret,
+        timeout=settings.webhook_timeout,
+        concurrency=settings.webhook_concurrency,
+        max_attempts=settings.webhook_max_attempts,
+        max_age_s=settings.webhook_max_age,
+    )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
 from tidings import __version__
 from tidings.auth import Authenticator
@@ -33,6 +34,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except ValidationError as exc:
+        print(f"tidings: invalid configuration\n{_config_errors(exc)}", file=sys.stderr)
+        return 2
+
+
+def _config_errors(exc: ValidationError) -> str:
+    """One line per refused setting, named as its environment variable, secrets redacted."""
+    lines = []
+    for error in exc.errors():
+        name = "TIDINGS_" + "_".join(str(part) for part in error["loc"]).upper()
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  {name}: {redact(message)}" if error["loc"] else f"  {redact(message)}")
+    return "\n".join(lines)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -28,6 +28,7 @@ from tidings.protocol import TopicFilter
 Item = tuple[str | None, bytes]
 """(notification id or None, encoded frame)."""
 
+
 class ConnectionClosed(Exception):
     """Raised by :meth:`Connection.next_frame` once the connection is closed."""
 

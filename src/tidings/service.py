@@ -8,7 +8,9 @@ exception can stop the writer: a batch that fails is reported to its own request
 a batch with one bad item is retried item by item so its neighbours are stored.
 
 Read-state frames and topic messages are queued on the :class:`Outbound` publisher and
-never awaited by the request.
+never awaited by the request. Webhook events (``notification.created``,
+``notification.read``) are handed to :class:`~tidings.webhooks.Webhooks`, which queues
+them without I/O; with no webhook URL configured that is one attribute test.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tidings import frames, ids, telemetry
 from tidings.broker.outbound import Outbound
 from tidings.errors import BadRequest, Conflict, NotFound, TidingsError, ValidationFailed
 from tidings.models import (
+    ALL_AUDIENCE,
     NewNotification,
     Notification,
     Page,
@@ -33,6 +36,7 @@ from tidings.models import (
 from tidings.preferences import Preferences
 from tidings.store import CreateOutcome, PendingCreate, SqlStore, StoredBatch
 from tidings.tasks import BackgroundTasks
+from tidings.webhooks import Webhooks
 
 log = logging.getLogger("tidings.service")
 
@@ -53,11 +57,14 @@ class NotificationService:
         store: SqlStore,
         outbound: Outbound,
         on_committed: Callable[[StoredBatch], None],
+        webhooks: Webhooks | None = None,
         sweep_interval: float = 60.0,
         clock: Callable[[], int] = ids.time_ms,
     ) -> None:
         self.store = store
         self.outbound = outbound
+        self.webhooks = webhooks if webhooks is not None and webhooks.enabled else None
+        """Where webhook events go; None when no webhook URL is configured."""
         self.on_committed = on_committed
         self.clock = clock
         self.sweep_interval = sweep_interval
@@ -141,6 +148,10 @@ class NotificationService:
         )
         changed_ids = [ids.encode(v) for v in changed]
         if changed_ids:
+            if self.webhooks is not None:
+                self.webhooks.emit(
+                    "notification.read", {"user": principal.user, "ids": changed_ids}
+                )
             await self._tell_user(principal, frames.read(changed_ids))
         return changed_ids
 
@@ -152,6 +163,10 @@ class NotificationService:
     async def mark_all_read(self, principal: Principal) -> str | None:
         through = await self.store.mark_all_read(principal, now_ms=self.clock())
         through_id = ids.encode(through) if through is not None else None
+        if self.webhooks is not None:
+            self.webhooks.emit(
+                "notification.read", {"user": principal.user, "all": True, "through": through_id}
+            )
         await self._tell_user(principal, frames.read_all(through_id))
         return through_id
 
@@ -211,6 +226,13 @@ class NotificationService:
             self.on_committed(stored)
         except Exception:
             log.exception("fanning out %d committed notifications failed", len(stored.outcomes))
+        if self.webhooks is not None:
+            try:
+                for outcome in stored.outcomes:
+                    if outcome.created:
+                        self.webhooks.emit("notification.created", created_event(outcome))
+            except Exception:
+                log.exception("queueing notification.created webhooks failed")
 
     async def _store_batch(self, batch: list[PendingCreate]) -> StoredBatch:
         return await self.store.insert(batch, now_ms=self.clock())
@@ -257,6 +279,16 @@ class NotificationService:
                     log.info("sweep removed %d notifications", removed)
             except TidingsError as exc:
                 log.warning("sweep failed: %s", exc)
+
+
+def created_event(outcome: CreateOutcome) -> dict[str, Any]:
+    """The data of ``notification.created``: the notification and who it is for."""
+    notification = outcome.notification.to_public()
+    del notification["read_at"]
+    users = [key[2:] for key in outcome.audience_keys if key.startswith("u:")]
+    roles = [key[2:] for key in outcome.audience_keys if key.startswith("r:")]
+    everyone = ALL_AUDIENCE in outcome.audience_keys
+    return {"notification": notification, "to": {"users": users, "roles": roles, "all": everyone}}
 
 
 def _fail(queued: _Queued, exc: BaseException) -> None:

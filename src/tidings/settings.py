@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
@@ -131,17 +132,58 @@ class Settings(BaseSettings):
     )
     log_format: str = Field("text", pattern="^(text|json)$", description="text or json logs")
 
+    # Webhooks
+    webhook_urls: CommaList = Field(
+        default_factory=list,
+        description="comma-separated http(s) URLs that receive every webhook event; "
+        "empty: no webhooks",
+    )
+    webhook_secret: str | None = Field(
+        None, description="key of the Tidings-Signature HMAC; required with webhook_urls"
+    )
+    webhook_timeout: float = Field(
+        10.0, gt=0, le=120, description="seconds a receiver has to answer one delivery"
+    )
+    webhook_concurrency: int = Field(
+        16, ge=1, le=1_000, description="deliveries one process sends at once"
+    )
+    webhook_max_attempts: int = Field(
+        12, ge=1, description="attempts before a delivery is given up (marked failed)"
+    )
+    webhook_max_age: float = Field(
+        86_400.0, gt=0, description="seconds after an event after which it is given up"
+    )
+
     # Retention
     retention_max_items: int = Field(1_000, ge=1, description="newest items kept per inbox")
     retention_max_age_days: float = Field(30.0, gt=0, description="days an item is kept")
     sweep_interval: float = Field(60.0, gt=0, description="seconds between expiry sweeps")
 
-    @field_validator("jwt_algorithms", "api_keys", "allowed_origins", mode="before")
+    @field_validator("jwt_algorithms", "api_keys", "allowed_origins", "webhook_urls", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _webhook_urls_are_http(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            parsed = urlsplit(url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise ValueError(f"{url[:100]!r} is not an http:// or https:// URL with a host")
+        if len(set(urls)) != len(urls):
+            raise ValueError("a URL is listed twice")
+        return urls
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> Settings:
+        if self.webhook_urls and not self.webhook_secret:
+            raise ValueError(
+                "TIDINGS_WEBHOOK_URLS needs TIDINGS_WEBHOOK_SECRET: every delivery is signed"
+            )
+        return self
 
     @model_validator(mode="after")
     def _replay_fits_the_outbox(self) -> Settings:

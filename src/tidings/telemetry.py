@@ -78,6 +78,29 @@ OPEN_CONNECTIONS = Gauge(
     registry=REGISTRY,
 )
 
+WEBHOOK_DELIVERIES = Counter(
+    "tidings_webhook_deliveries",
+    "webhook delivery attempts by outcome: sent (2xx), retried (5xx, 408, 429, timeout, "
+    "connection error; tried again later), failed (given up)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+WEBHOOK_QUEUE = Gauge(
+    "tidings_webhook_queue_depth",
+    "webhook deliveries waiting in the database queue (pending or being sent)",
+    multiprocess_mode="max",
+    registry=REGISTRY,
+)
+WEBHOOK_DROPPED = Counter(
+    "tidings_webhook_events_dropped",
+    "webhook deliveries dropped before reaching the queue (in-memory buffer full while "
+    "the database was unreachable)",
+    registry=REGISTRY,
+)
+_webhooks = {
+    outcome: WEBHOOK_DELIVERIES.labels(outcome) for outcome in ("sent", "retried", "failed")
+}
+
 _created: dict[tuple[str, str], Counter] = {}
 _http: dict[tuple[str, str, int], Counter] = {}
 
@@ -96,6 +119,11 @@ def _created_child(kind: str, level: str) -> Counter:
     child = CREATED.labels(name, level)
     _created[(kind, level)] = child
     return child
+
+
+def count_webhook(outcome: str) -> None:
+    """Count one webhook delivery attempt: ``sent``, ``retried`` or ``failed``."""
+    _webhooks[outcome].inc()
 
 
 def count_request(method: str, route: str, status: int) -> None:

@@ -6,7 +6,9 @@ to a million users is one notification and one target. Per-user state lives apar
 ``receipts`` holds the rows a user read or hid one by one, and ``inbox_state`` a
 ``read_through`` watermark that makes "mark all read" a single write. ``templates``
 holds each event type's template (definition as JSON) and ``preferences`` each user's
-switched-off types and categories and do-not-disturb.
+switched-off types and categories and do-not-disturb. ``webhook_deliveries`` is the
+outgoing webhook queue: one row per event and receiver URL until it is delivered (then
+deleted) or given up (kept, ``status = 'failed'``, for operators).
 """
 
 from __future__ import annotations
@@ -101,4 +103,27 @@ preferences = Table(
     Column("categories", Text, nullable=False),
     Column("do_not_disturb_until", BigInteger),
     Column("updated_at", BigInteger, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    # INTEGER PRIMARY KEY on SQLite (its rowid, so it counts up); BIGSERIAL elsewhere.
+    Column(
+        "id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("event_id", String(40), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("due_at", BigInteger, nullable=False),
+    Column("locked_until", BigInteger, nullable=False, server_default="0"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("last_error", Text),
+    Index("ix_webhook_deliveries_due", "status", "due_at"),
 )

@@ -102,6 +102,11 @@ def open_session(
         principal.user,
         extra={"connection": conn.id, "user": principal.user},
     )
+    if app.webhooks.enabled:
+        app.webhooks.emit(
+            "connection.opened",
+            {"user": principal.user, "connection": conn.id, "transport": transport},
+        )
     return Session(app, conn)
 
 
@@ -112,6 +117,7 @@ class Session:
         self.app = app
         self.conn = conn
         self.principal = conn.principal
+        self._finished = False
 
     async def start(self, after: str | None) -> None:
         """Welcome, replay and release the held live frames (no gap, no duplicate)."""
@@ -218,9 +224,18 @@ class Session:
         return protocol.ack(request.ref, topic=request.topic)
 
     def finish(self) -> None:
-        """Close and unregister; synchronous, so it completes even in a cancelled task."""
+        """Close and unregister; synchronous, so it completes even in a cancelled task.
+
+        SSE reaches this twice (its generator and its response both clean up): only the
+        first call counts.
+        """
+        if self._finished:
+            return
+        self._finished = True
         self.conn.close(CloseCode.GOING_AWAY, "finished")
         self.app.hub.unregister(self.conn)
+        if self.app.webhooks.enabled:
+            self.app.webhooks.emit("connection.closed", connection_closed(self.conn))
         log.debug(
             "connection %s closed (%s %s)",
             self.conn.id,
@@ -228,6 +243,18 @@ class Session:
             self.conn.close_reason,
             extra={"connection": self.conn.id, "user": self.conn.user},
         )
+
+
+def connection_closed(conn: Connection) -> dict[str, Any]:
+    """The data of ``connection.closed``: who, which, how and after how long."""
+    return {
+        "user": conn.user,
+        "connection": conn.id,
+        "transport": conn.transport,
+        "code": conn.close_code,
+        "reason": conn.close_reason,
+        "seconds": round(time.time() - conn.connected_at, 3),
+    }
 
 
 def _relevant(preferences: Preferences) -> Preferences | None:
