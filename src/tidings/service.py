@@ -8,9 +8,10 @@ exception can stop the writer: a batch that fails is reported to its own request
 a batch with one bad item is retried item by item so its neighbours are stored.
 
 Read-state frames and topic messages are queued on the :class:`Outbound` publisher and
-never awaited by the request. Webhook events (``notification.created``,
-``notification.read``) are handed to :class:`~tidings.webhooks.Webhooks`, which queues
-them without I/O; with no webhook URL configured that is one attribute test.
+never awaited by the request. ``notification.created`` webhooks are queued in the
+create's own transaction; ``notification.read`` ones are handed to
+:class:`~tidings.webhooks.Webhooks`, which buffers them without I/O. With no webhook
+URL configured, either costs one attribute test.
 """
 
 from __future__ import annotations
@@ -226,16 +227,21 @@ class NotificationService:
             self.on_committed(stored)
         except Exception:
             log.exception("fanning out %d committed notifications failed", len(stored.outcomes))
-        if self.webhooks is not None:
-            try:
-                for outcome in stored.outcomes:
-                    if outcome.created:
-                        self.webhooks.emit("notification.created", created_event(outcome))
-            except Exception:
-                log.exception("queueing notification.created webhooks failed")
 
     async def _store_batch(self, batch: list[PendingCreate]) -> StoredBatch:
-        return await self.store.insert(batch, now_ms=self.clock())
+        if self.webhooks is None:
+            return await self.store.insert(batch, now_ms=self.clock())
+        stored = await self.store.insert(
+            batch, now_ms=self.clock(), webhook_rows=self._created_webhooks
+        )
+        self.webhooks.written()
+        return stored
+
+    def _created_webhooks(self, outcomes: list[CreateOutcome]) -> list[dict[str, Any]]:
+        """``notification.created`` rows, queued in the create's own transaction."""
+        assert self.webhooks is not None
+        created = [created_event(outcome) for outcome in outcomes if outcome.created]
+        return self.webhooks.rows("notification.created", created)
 
     async def _write_forever(self) -> None:
         while True:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +38,14 @@ from tidings.models import NewNotification, Notification, Page, Principal, utc_f
 from tidings.preferences import NONE, Preferences
 from tidings.store import preferences as prefs_sql
 from tidings.store.engine import create_bulk_reader, create_engines
-from tidings.store.schema import inbox_state, notifications, preferences, receipts, targets
+from tidings.store.schema import (
+    inbox_state,
+    notifications,
+    preferences,
+    receipts,
+    targets,
+    webhook_deliveries,
+)
 
 WRITE_LOCK = 0x7469_6469_6E67_0001
 """PostgreSQL advisory lock held while ids are minted, so commit order is id order."""
@@ -74,6 +81,10 @@ class StoredBatch:
 
     previous: int
     outcomes: list[CreateOutcome]
+
+
+WebhookRows = Callable[[list[CreateOutcome]], list[dict[str, Any]]]
+"""Rows for ``webhook_deliveries`` from a batch's outcomes (see :meth:`SqlStore.insert`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,15 +128,24 @@ class SqlStore:
 
     # -- writes ------------------------------------------------------------------------
 
-    async def insert(self, batch: Sequence[PendingCreate], *, now_ms: int) -> StoredBatch:
+    async def insert(
+        self,
+        batch: Sequence[PendingCreate],
+        *,
+        now_ms: int,
+        webhook_rows: WebhookRows | None = None,
+    ) -> StoredBatch:
         """Store a batch in one transaction, with ids above every id committed before.
+
+        ``webhook_rows`` turns the outcomes into ``webhook_deliveries`` rows written in the
+        same transaction: a committed notification's webhook is queued, kill -9 or not.
 
         Raises Conflict for the first request whose key was used with a different body;
         callers that batch independent requests should therefore check keys first with
         :meth:`find_idempotent` (the service does).
         """
         if self._sole_writer:
-            return await self._insert_inline(batch, now_ms)
+            return await self._insert_inline(batch, now_ms, webhook_rows)
         async with _translated(), self.writer.begin() as conn:
             if self.is_postgres:
                 await conn.execute(text(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
@@ -134,9 +154,13 @@ class SqlStore:
             rows, target_rows, outcomes = _prepare(batch, new_ids)
             await conn.execute(notifications.insert(), rows)
             await conn.execute(targets.insert(), target_rows)
+            if webhook_rows is not None and (queued := webhook_rows(outcomes)):
+                await conn.execute(webhook_deliveries.insert(), queued)
         return StoredBatch(last, outcomes)
 
-    async def _insert_inline(self, batch: Sequence[PendingCreate], now_ms: int) -> StoredBatch:
+    async def _insert_inline(
+        self, batch: Sequence[PendingCreate], now_ms: int, webhook_rows: WebhookRows | None
+    ) -> StoredBatch:
         """The same rows, written straight through the sqlite3 connection.
 
         Only for an SQLite file this process is meant to write alone (``sole_writer``),
@@ -155,6 +179,8 @@ class SqlStore:
                 rows, target_rows, outcomes = _prepare(batch, new_ids)
                 db.executemany(_SQLITE_INSERT_NOTIFICATION, rows)
                 db.executemany(_SQLITE_INSERT_TARGET, target_rows)
+                if webhook_rows is not None and (queued := webhook_rows(outcomes)):
+                    db.executemany(_SQLITE_INSERT_WEBHOOK, queued)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -551,6 +577,10 @@ def _named_insert(table: Any) -> str:
 
 _SQLITE_INSERT_NOTIFICATION = _named_insert(notifications)
 _SQLITE_INSERT_TARGET = _named_insert(targets)
+_SQLITE_INSERT_WEBHOOK = (
+    "INSERT INTO webhook_deliveries (event_id, url, type, body, created_at, due_at) "
+    "VALUES (:event_id, :url, :type, :body, :created_at, :due_at)"
+)
 
 
 def _notification_row(value: int, pending: PendingCreate, expires: int | None) -> dict[str, Any]:

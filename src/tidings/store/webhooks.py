@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.store.schema import webhook_deliveries as deliveries
 from tidings.store.sql import SqlStore, _translated
@@ -64,6 +65,42 @@ class WebhookQueue:
 
     async def claim(self, *, now_ms: int, limit: int, lease_ms: int) -> list[Claimed]:
         """Lease up to ``limit`` due deliveries, oldest due first, and count the attempt."""
+        return await self.settle_and_claim(now_ms=now_ms, limit=limit, lease_ms=lease_ms)
+
+    async def settle(
+        self, *, delivered: Sequence[int], retries: Sequence[Retry], given_up: Sequence[GiveUp]
+    ) -> None:
+        """Record what became of claimed deliveries, in one transaction: delivered rows
+        go, retries come due again later, given-up rows stay as ``failed``."""
+        await self.settle_and_claim(
+            delivered=delivered, retries=retries, given_up=given_up, now_ms=0, limit=0
+        )
+
+    async def settle_and_claim(
+        self,
+        *,
+        delivered: Sequence[int] = (),
+        retries: Sequence[Retry] = (),
+        given_up: Sequence[GiveUp] = (),
+        now_ms: int,
+        limit: int,
+        lease_ms: int = 0,
+    ) -> list[Claimed]:
+        """:meth:`settle`, then :meth:`claim` up to ``limit``, in one transaction (the
+        worker's one write per cycle)."""
+        if not (delivered or retries or given_up or limit > 0):
+            return []
+        async with _translated(), self.store.writer.begin() as conn:
+            await self._settle(conn, delivered, retries, given_up)
+            if limit <= 0:
+                return []
+            rows = (await conn.execute(self._claim(now_ms, limit, lease_ms))).all()
+        return [
+            Claimed(r.id, r.event_id, r.type, r.url, r.body.encode(), r.created_at, r.attempts)
+            for r in sorted(rows, key=lambda r: r.id)
+        ]
+
+    def _claim(self, now_ms: int, limit: int, lease_ms: int) -> Any:
         due = (
             select(deliveries.c.id)
             .where(
@@ -77,7 +114,7 @@ class WebhookQueue:
         if self.store.is_postgres:
             due = due.with_for_update(skip_locked=True)
         lease_end = now_ms + lease_ms
-        claim = (
+        return (
             update(deliveries)
             .where(deliveries.c.id.in_(due.scalar_subquery()))
             .values(locked_until=lease_end, due_at=lease_end, attempts=deliveries.c.attempts + 1)
@@ -91,33 +128,28 @@ class WebhookQueue:
                 deliveries.c.attempts,
             )
         )
-        async with _translated(), self.store.writer.begin() as conn:
-            rows = (await conn.execute(claim)).all()
-        return [
-            Claimed(r.id, r.event_id, r.type, r.url, r.body.encode(), r.created_at, r.attempts)
-            for r in sorted(rows, key=lambda r: r.id)
-        ]
 
-    async def settle(
-        self, *, delivered: Sequence[int], retries: Sequence[Retry], given_up: Sequence[GiveUp]
+    @staticmethod
+    async def _settle(
+        conn: AsyncConnection,
+        delivered: Sequence[int],
+        retries: Sequence[Retry],
+        given_up: Sequence[GiveUp],
     ) -> None:
-        """Record what became of claimed deliveries, in one transaction: delivered rows
-        go, retries come due again later, given-up rows stay as ``failed``."""
-        async with _translated(), self.store.writer.begin() as conn:
-            if delivered:
-                await conn.execute(delete(deliveries).where(deliveries.c.id.in_(delivered)))
-            if retries:
-                await conn.execute(
-                    _by_id().values(
-                        due_at=bindparam("b_due"), locked_until=0, last_error=bindparam("b_error")
-                    ),
-                    [{"b_id": r.id, "b_due": r.due_at, "b_error": r.error} for r in retries],
-                )
-            if given_up:
-                await conn.execute(
-                    _by_id().values(status=FAILED, locked_until=0, last_error=bindparam("b_error")),
-                    [{"b_id": g.id, "b_error": g.error} for g in given_up],
-                )
+        if delivered:
+            await conn.execute(delete(deliveries).where(deliveries.c.id.in_(delivered)))
+        if retries:
+            await conn.execute(
+                _by_id().values(
+                    due_at=bindparam("b_due"), locked_until=0, last_error=bindparam("b_error")
+                ),
+                [{"b_id": r.id, "b_due": r.due_at, "b_error": r.error} for r in retries],
+            )
+        if given_up:
+            await conn.execute(
+                _by_id().values(status=FAILED, locked_until=0, last_error=bindparam("b_error")),
+                [{"b_id": g.id, "b_error": g.error} for g in given_up],
+            )
 
     async def release(self, claimed: Sequence[int], *, now_ms: int) -> None:
         """Give leases back unsent (shutting down): due now, the attempt not counted."""

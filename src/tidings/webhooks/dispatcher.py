@@ -4,7 +4,10 @@
 per receiver URL to an in-process buffer. A flusher task writes the buffer to the
 ``webhook_deliveries`` table every :data:`FLUSH_INTERVAL` (or sooner, at
 :data:`FLUSH_SIZE` rows) in one transaction; from then on the event survives restarts
-and kill -9. A delivery worker claims due rows with a lease (see
+and kill -9 (a graceful stop flushes; kill -9 loses what the last ~50 ms emitted).
+``notification.created`` does better: its rows (:meth:`Webhooks.rows`) are written in the
+create's own transaction, so every acknowledged create has its webhook queued.
+A delivery worker claims due rows with a lease (see
 :mod:`tidings.store.webhooks`), posts them with httpx, at most ``concurrency`` at once,
 each bounded by ``timeout``, and records the outcomes in batches (:mod:`.retry` decides
 what a failure means). Nothing a receiver does — fail, hang, refuse connections — can
@@ -19,7 +22,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,8 +63,9 @@ class WebhookConfig:
 
     @property
     def lease_ms(self) -> int:
-        """How long a claim holds a delivery: its send, with room to record the outcome."""
-        return int((self.timeout * 2 + 5) * 1000)
+        """How long a claim holds a delivery: its send (bounded by ``timeout``), with room
+        to record the outcome. A process killed mid-send delays it by at most this."""
+        return int((self.timeout * 1.5 + 2) * 1000)
 
 
 class Webhooks:
@@ -103,18 +107,28 @@ class Webhooks:
         """
         if not self.enabled:
             return
-        assert self.config is not None
-        now_ms = int(self.clock() * 1000)
-        event_id = "evt_" + secrets.token_hex(12)
-        created_at = isoformat(utc_from_ms(now_ms))
-        body = signing.body(event_id, event_type, created_at, data).decode()
-        urls = self.config.urls
-        if len(self._buffer) + len(urls) > BUFFER_LIMIT:
-            telemetry.WEBHOOK_DROPPED.inc(len(urls))
+        rows = self.rows(event_type, [data])
+        if len(self._buffer) + len(rows) > BUFFER_LIMIT:
+            telemetry.WEBHOOK_DROPPED.inc(len(rows))
             log.error("webhook buffer full (database unreachable?): %s dropped", event_type)
             return
-        for url in urls:
-            self._buffer.append(
+        self._buffer += rows
+        self._buffered.set()
+
+    def rows(self, event_type: str, data: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Queue rows for events of one type, for a caller that writes them in its own
+        transaction (creates do: see :meth:`~tidings.store.SqlStore.insert`) and then
+        calls :meth:`written`. Empty when no URL is configured."""
+        if not self.enabled:
+            return []
+        assert self.config is not None
+        now_ms = int(self.clock() * 1000)
+        created_at = isoformat(utc_from_ms(now_ms))
+        rows = []
+        for item in data:
+            event_id = "evt_" + secrets.token_hex(12)
+            body = signing.body(event_id, event_type, created_at, item).decode()
+            rows += [
                 {
                     "event_id": event_id,
                     "url": url,
@@ -123,8 +137,13 @@ class Webhooks:
                     "created_at": now_ms,
                     "due_at": now_ms,
                 }
-            )
-        self._buffered.set()
+                for url in self.config.urls
+            ]
+        return rows
+
+    def written(self) -> None:
+        """Rows from :meth:`rows` were committed: look at the queue now."""
+        self._wake.set()
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -194,20 +213,11 @@ class Webhooks:
     # -- sending -----------------------------------------------------------------------
 
     async def _deliver_forever(self) -> None:
-        assert self.config is not None
         depth_at = 0.0
         while True:
             self._wake.clear()
             try:
-                await self._settle()
-                free = self.config.concurrency - len(self._sending)
-                if free > 0:
-                    for claimed in await self.queue.claim(
-                        now_ms=self._now_ms(), limit=free, lease_ms=self.config.lease_ms
-                    ):
-                        task = asyncio.create_task(self._send(claimed))
-                        self._sending[task] = claimed
-                        task.add_done_callback(self._sent)
+                await self._cycle()
                 if time.monotonic() - depth_at > DEPTH_EVERY:
                     depth_at = time.monotonic()
                     telemetry.WEBHOOK_QUEUE.set((await self.queue.counts())["pending"])
@@ -218,6 +228,28 @@ class Webhooks:
             except TimeoutError:
                 continue
             await asyncio.sleep(COALESCE)
+
+    async def _cycle(self) -> None:
+        """Record finished sends and claim as many due deliveries as there are free
+        slots, in one transaction; start sending them."""
+        assert self.config is not None
+        outcomes = self._take_outcomes()
+        try:
+            claimed = await self.queue.settle_and_claim(
+                delivered=outcomes[0],
+                retries=outcomes[1],
+                given_up=outcomes[2],
+                now_ms=self._now_ms(),
+                limit=self.config.concurrency - len(self._sending),
+                lease_ms=self.config.lease_ms,
+            )
+        except BaseException:
+            self._put_back(*outcomes)
+            raise
+        for delivery in claimed:
+            task = asyncio.create_task(self._send(delivery))
+            self._sending[task] = delivery
+            task.add_done_callback(self._sent)
 
     def _sent(self, task: asyncio.Task[None]) -> None:
         if self._sending.pop(task, None) is not None:
@@ -278,21 +310,26 @@ class Webhooks:
         )
 
     async def _settle(self) -> None:
-        delivered, retries, given_up = self._delivered, self._retries, self._given_up
-        if not (delivered or retries or given_up):
-            return
-        self._delivered, self._retries, self._given_up = [], [], []
+        outcomes = self._take_outcomes()
         try:
-            await self.queue.settle(delivered=delivered, retries=retries, given_up=given_up)
-        except BaseException:
-            # Kept for the next try; if this process dies first, the leases run out and
-            # the deliveries are sent again (at least once).
-            self._delivered[:0], self._retries[:0], self._given_up[:0] = (
-                delivered,
-                retries,
-                given_up,
+            await self.queue.settle(
+                delivered=outcomes[0], retries=outcomes[1], given_up=outcomes[2]
             )
+        except BaseException:
+            self._put_back(*outcomes)
             raise
+
+    def _take_outcomes(self) -> tuple[list[int], list[Retry], list[GiveUp]]:
+        taken = self._delivered, self._retries, self._given_up
+        self._delivered, self._retries, self._given_up = [], [], []
+        return taken
+
+    def _put_back(self, delivered: list[int], retries: list[Retry], given_up: list[GiveUp]) -> None:
+        """Outcomes not recorded are kept for the next try; if this process dies first,
+        the leases run out and the deliveries are sent again (at least once)."""
+        self._delivered[:0] = delivered
+        self._retries[:0] = retries
+        self._given_up[:0] = given_up
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
