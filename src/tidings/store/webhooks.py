@@ -94,40 +94,13 @@ class WebhookQueue:
             await self._settle(conn, delivered, retries, given_up)
             if limit <= 0:
                 return []
-            rows = (await conn.execute(self._claim(now_ms, limit, lease_ms))).all()
+            claim = _CLAIM_POSTGRES if self.store.is_postgres else _CLAIM_SQLITE
+            params = {"b_now": now_ms, "b_limit": limit, "b_lease_end": now_ms + lease_ms}
+            rows = (await conn.execute(claim, params)).all()
         return [
             Claimed(r.id, r.event_id, r.type, r.url, r.body.encode(), r.created_at, r.attempts)
             for r in sorted(rows, key=lambda r: r.id)
         ]
-
-    def _claim(self, now_ms: int, limit: int, lease_ms: int) -> Any:
-        due = (
-            select(deliveries.c.id)
-            .where(
-                deliveries.c.status == PENDING,
-                deliveries.c.due_at <= now_ms,
-                deliveries.c.locked_until <= now_ms,
-            )
-            .order_by(deliveries.c.due_at)
-            .limit(limit)
-        )
-        if self.store.is_postgres:
-            due = due.with_for_update(skip_locked=True)
-        lease_end = now_ms + lease_ms
-        return (
-            update(deliveries)
-            .where(deliveries.c.id.in_(due.scalar_subquery()))
-            .values(locked_until=lease_end, due_at=lease_end, attempts=deliveries.c.attempts + 1)
-            .returning(
-                deliveries.c.id,
-                deliveries.c.event_id,
-                deliveries.c.type,
-                deliveries.c.url,
-                deliveries.c.body,
-                deliveries.c.created_at,
-                deliveries.c.attempts,
-            )
-        )
 
     @staticmethod
     async def _settle(
@@ -187,6 +160,42 @@ class WebhookQueue:
         )
         async with _translated(), self.store.writer.begin() as conn:
             return (await conn.execute(query)).rowcount or 0
+
+
+def _claim(*, skip_locked: bool) -> Any:
+    """Lease the due deliveries: built once, run with ``b_now``, ``b_limit`` and
+    ``b_lease_end``."""
+    due = (
+        select(deliveries.c.id)
+        .where(
+            deliveries.c.status == PENDING,
+            deliveries.c.due_at <= bindparam("b_now"),
+            deliveries.c.locked_until <= bindparam("b_now"),
+        )
+        .order_by(deliveries.c.due_at)
+        .limit(bindparam("b_limit"))
+    )
+    if skip_locked:
+        due = due.with_for_update(skip_locked=True)
+    lease_end = bindparam("b_lease_end")
+    return (
+        update(deliveries)
+        .where(deliveries.c.id.in_(due.scalar_subquery()))
+        .values(locked_until=lease_end, due_at=lease_end, attempts=deliveries.c.attempts + 1)
+        .returning(
+            deliveries.c.id,
+            deliveries.c.event_id,
+            deliveries.c.type,
+            deliveries.c.url,
+            deliveries.c.body,
+            deliveries.c.created_at,
+            deliveries.c.attempts,
+        )
+    )
+
+
+_CLAIM_POSTGRES = _claim(skip_locked=True)
+_CLAIM_SQLITE = _claim(skip_locked=False)
 
 
 def _by_id() -> Any:
