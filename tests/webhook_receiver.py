@@ -46,7 +46,10 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length)
+                if len(raw) < length:  # the sender died mid-request (kill -9)
+                    return
                 status = receiver._next_answer()
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with receiver._lock:
