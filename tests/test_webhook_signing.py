@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
+import time
 
 import orjson
 
@@ -58,3 +59,22 @@ def test_a_retry_is_given_up_after_max_attempts_or_max_age() -> None:
     assert policy.next_due(attempts=1, created_at_ms=0, now_ms=0) is not None
     assert policy.next_due(attempts=3, created_at_ms=0, now_ms=0) is None
     assert policy.next_due(attempts=2, created_at_ms=0, now_ms=59_900) is None  # too old
+
+
+def test_the_readme_receiver_verifies_what_tidings_signs(monkeypatch) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    monkeypatch.setenv("TIDINGS_WEBHOOK_SECRET", SECRET)
+    path = Path(__file__).parent.parent / "examples" / "webhook_receiver.py"
+    spec = importlib.util.spec_from_file_location("webhook_receiver_example", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    raw = signing.body("evt_2", "notification.action", "2026-01-01T00:00:00.000Z", {})
+    now = int(time.time())
+    header = signing.signature(SECRET, raw, now)
+    assert example.verify(SECRET, header, raw)
+    assert not example.verify(SECRET, header, raw[:-1])
+    assert not example.verify(SECRET, signing.signature(SECRET, raw, now - 400), raw)
+    assert not example.verify(SECRET, "nonsense", raw)

@@ -192,4 +192,5 @@ def webhook_config(settings: Settings) -> WebhookConfig | None:
         concurrency=settings.webhook_concurrency,
         max_attempts=settings.webhook_max_attempts,
         max_age_s=settings.webhook_max_age,
+        keep_failed_s=settings.retention_max_age_days * 86_400,
     )

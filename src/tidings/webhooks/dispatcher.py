@@ -50,6 +50,8 @@ COALESCE = 0.02
 """Seconds the worker lets finished sends gather before recording them together."""
 DEPTH_EVERY = 5.0
 """Seconds between updates of the queue-depth gauge."""
+FORGET_EVERY = 600.0
+"""Seconds between deletions of given-up deliveries older than ``keep_failed_s``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,8 @@ class WebhookConfig:
     concurrency: int = 16
     max_attempts: int = 12
     max_age_s: float = 86_400.0
+    keep_failed_s: float = 30 * 86_400.0
+    """How long given-up deliveries stay in the table for operators."""
 
     @property
     def lease_ms(self) -> int:
@@ -213,7 +217,8 @@ class Webhooks:
     # -- sending -----------------------------------------------------------------------
 
     async def _deliver_forever(self) -> None:
-        depth_at = 0.0
+        assert self.config is not None
+        depth_at = forgot_at = 0.0
         while True:
             self._wake.clear()
             try:
@@ -221,6 +226,10 @@ class Webhooks:
                 if time.monotonic() - depth_at > DEPTH_EVERY:
                     depth_at = time.monotonic()
                     telemetry.WEBHOOK_QUEUE.set((await self.queue.counts())["pending"])
+                if time.monotonic() - forgot_at > FORGET_EVERY:
+                    forgot_at = time.monotonic()
+                    keep_ms = int(self.config.keep_failed_s * 1000)
+                    await self.queue.forget_failed(before_ms=self._now_ms() - keep_ms)
             except TidingsError as exc:
                 log.warning("webhooks: queue unavailable (%s)", exc)
             try:
