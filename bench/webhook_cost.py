@@ -47,13 +47,19 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 """
 
 
+def spawn(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def wait_port(port: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_port(port: int, within: float = 20) -> None:
+    deadline = time.monotonic() + within
     while True:
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -99,10 +105,9 @@ async def one_round(
     }
     if webhooks:
         env |= {"TIDINGS_WEBHOOK_URLS": receiver or "", "TIDINGS_WEBHOOK_SECRET": "bench"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tidings", "serve", "--log-level", "warning"],
-        env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    server = spawn(
+        [sys.executable, "-m", "tidings", "serve", "--log-level", "warning"], env, workdir
+    )
     try:
         await wait_port(port)
         base = f"http://127.0.0.1:{port}"
@@ -118,8 +123,8 @@ async def one_round(
         server.wait(20)
 
 
-async def drained(receiver: str, expected: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
+async def drained(receiver: str, expected: int, within: float = 60) -> None:
+    deadline = time.monotonic() + within
     async with httpx.AsyncClient() as client:
         while int((await client.get(receiver)).text) < expected:
             if time.monotonic() > deadline:
@@ -138,7 +143,7 @@ async def main() -> None:
     for _ in range(args.rounds):
         for webhooks in (False, True):
             rport = free_port()
-            receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, str(rport)])
+            receiver = spawn([sys.executable, "-c", RECEIVER, str(rport)], dict(os.environ), ROOT)
             try:
                 await wait_port(rport)
                 url = f"http://127.0.0.1:{rport}/hook"
