@@ -400,6 +400,8 @@ class StalledClient:
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16_384)
         self.frames = 0
+        self.reset = False
+        """Whether a send already met the server's reset (the kernel reports it once)."""
 
     async def open(self) -> None:
         self.sock.setblocking(False)
@@ -418,7 +420,11 @@ class StalledClient:
     async def _flush(self) -> None:
         for chunk in self.protocol.data_to_send():
             if chunk:
-                await asyncio.get_running_loop().sock_sendall(self.sock, chunk)
+                try:
+                    await asyncio.get_running_loop().sock_sendall(self.sock, chunk)
+                except (ConnectionResetError, BrokenPipeError):
+                    self.reset = True
+                    raise
 
     async def read_to_close(self) -> int | None:
         """Read everything the server sent until its close frame; the close code."""
@@ -426,6 +432,8 @@ class StalledClient:
         while self.protocol.close_rcvd is None:
             data = await loop.sock_recv(self.sock, 1 << 16)
             if not data:
+                if self.reset:  # the reset was reported to a send, not to this read
+                    raise ConnectionResetError
                 break
             self.protocol.receive_data(data)
             events = self.protocol.events_received()

@@ -49,6 +49,7 @@ class Connection:
         after: str | None = None,
         transport: str = "ws",
         connection_id: str | None = None,
+        on_slow: Callable[[], None] | None = None,
     ) -> None:
         self.id = connection_id or secrets.token_hex(8)
         self.principal = principal
@@ -62,6 +63,7 @@ class Connection:
         self._outbox: deque[Item] = deque()
         self._held: deque[Item] | None = None
         self._direct: Callable[[bytes], bool] | None = None
+        self._on_slow = on_slow
         self._ready = asyncio.Event()
         self._closed = asyncio.Event()
         self._closing = False
@@ -170,6 +172,8 @@ class Connection:
         self._held = None
         self._ready.set()
         self._closed.set()
+        if code == CloseCode.SLOW_CONSUMER and self._on_slow is not None:
+            self._on_slow()
 
     # -- consumers (the transport) --------------------------------------------------------
 

@@ -37,7 +37,7 @@ import orjson
 from tidings import frames, telemetry
 from tidings.broker.base import Broker
 from tidings.connection import Connection
-from tidings.errors import CloseCode, RateLimited
+from tidings.errors import RateLimited
 from tidings.frames import NotificationFrames
 from tidings.models import Notification, Principal, topic_channel, user_key
 from tidings.preferences import Preferences, from_public
@@ -94,7 +94,19 @@ class Hub:
         self, principal: Principal, *, after: str | None = None, transport: str = "ws"
     ) -> Connection:
         """A new connection with this hub's outbox size (not yet registered)."""
-        return Connection(principal, outbox_size=self.outbox_size, after=after, transport=transport)
+        return Connection(
+            principal,
+            outbox_size=self.outbox_size,
+            after=after,
+            transport=transport,
+            on_slow=self._count_slow_consumer,
+        )
+
+    def _count_slow_consumer(self) -> None:
+        """Called once per connection closed as a slow consumer, however it was found
+        behind: a full outbox or write buffer, frames during replay, a stalled reader."""
+        self.slow_consumers += 1
+        telemetry.SLOW_CONSUMERS.inc()
 
     def register(self, conn: Connection, *, hold: bool = True, limit: int | None = None) -> None:
         """Index ``conn``, refusing it if its user already has ``limit`` connections.
@@ -308,15 +320,7 @@ class Hub:
                         data = _message_data(job.frame)
                     if not flt.matches(data):
                         continue
-            self._offer(conn, job.frame, job.notification_id)
-
-    def _offer(self, conn: Connection, frame: bytes, notification_id: str | None) -> None:
-        """Offer one frame; count the connection if this offer closed it as slow."""
-        was_open = not conn.closed
-        closed_now = not conn.offer(frame, notification_id) and was_open
-        if closed_now and conn.close_code == CloseCode.SLOW_CONSUMER:
-            self.slow_consumers += 1
-            telemetry.SLOW_CONSUMERS.inc()
+            conn.offer(job.frame, job.notification_id)
 
     def _deliver_variants(
         self, job: _Fanout, variants: NotificationFrames, targets: list[Connection]
@@ -341,7 +345,7 @@ class Hub:
             groups.setdefault(id(frame), (frame, []))[1].append(conn)
         for frame, readers in groups.values():
             for conn in readers:
-                self._offer(conn, frame, job.notification_id)
+                conn.offer(frame, job.notification_id)
 
     def set_preferences(self, conn: Connection, preferences: Preferences | None) -> None:
         """What ``conn``'s user muted and when they do not want to be disturbed."""

@@ -128,7 +128,13 @@ async def _read(websocket: WebSocket, session: Session, heartbeat: protocol.Hear
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
-            conn.close(CloseCode.GOING_AWAY, "client went away")
+            # 4008 and 4010 come from the protocol layer (control-frame flood, stalled
+            # reader): keep them, so the connection is counted for what it was.
+            code = message.get("code")
+            if code in (CloseCode.RATE_LIMITED, CloseCode.SLOW_CONSUMER):
+                conn.close(code, message.get("reason") or "")
+            else:
+                conn.close(CloseCode.GOING_AWAY, "client went away")
             _mark_gone(websocket)
             return
         data: str | bytes = message.get("text") or message.get("bytes") or b""
