@@ -32,7 +32,7 @@ P99_FACTOR = 2.0
 P99_FLOOR = 0.25
 """Seconds: a quiet p99 below this counts as this. The attacker shares the 2 cores with
 the server, and on a busy machine (CI next to other work) that alone moved observers'
-p99 to 300-380 ms with nothing wrong; the defects this catches stall others for seconds."""
+p99 to 300-380 ms with nothing wrong. A loop blocked by an attacker still fails it."""
 RSS_GROWTH = 64 * 2**20
 """Bytes the server may grow under attack over its quiet peak."""
 NEVER_READERS = 30 if SECONDS >= 30 else 10
