@@ -162,8 +162,11 @@ async def wait_until(
 
 
 def token(user: str, *, roles: list[str] | None = None, topics: list[str] | None = None,
-          ttl: float = 3600, secret: str = SECRET, locale: str | None = None) -> str:  # fmt: skip
+          ttl: float = 3600, secret: str = SECRET, locale: str | None = None,
+          publish: list[str] | None = None) -> str:  # fmt: skip
     claims: dict[str, Any] = {"sub": user, "exp": int(time.time() + ttl)}
+    if publish:
+        claims["publish"] = publish
     if locale:
         claims["locale"] = locale
     if roles:

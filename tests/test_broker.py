@@ -11,9 +11,11 @@ import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 import pytest
 from realtime_helpers import RedisServer, shared_redis_url, wait_until
 
+from tidings import topics
 from tidings.broker import create_broker
 from tidings.broker.base import Broker
 from tidings.broker.memory import MemoryBroker
@@ -309,3 +311,87 @@ def test_the_broker_prefix_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None
     assert Settings().broker_prefix is None  # the broker derives tidings:<db>:
     monkeypatch.setenv("TIDINGS_BROKER_PREFIX", "tidings-staging:")
     assert Settings().broker_prefix == "tidings-staging:"
+
+
+# -- topic history and globs (every broker) -------------------------------------------
+
+
+def _ids(frames: list[bytes]) -> list[str]:
+    return [orjson.loads(f)["id"] for f in frames]
+
+
+async def test_appended_messages_get_increasing_ids_and_are_published(
+    started: tuple[Broker, Inbox],
+) -> None:
+    broker, inbox = started
+    await broker.subscribe("t:room")
+    await broker.append([("room", topics.tail({"n": i}, "bob")) for i in range(3)])
+    await wait_until(lambda: len(inbox.payloads("t:room")) == 3)
+    live = [orjson.loads(p) for p in inbox.payloads("t:room")]
+    assert [m["data"] for m in live] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert all(m["user"] == "bob" and m["topic"] == "room" for m in live)
+    parsed = [topics.parse_id(m["id"]) for m in live]
+    assert parsed == sorted(parsed) and len(set(parsed)) == 3
+    assert all(m["ts"] == p[0] for m, p in zip(live, parsed, strict=True))  # type: ignore[index]
+
+
+async def test_history_replays_the_last_n_or_everything_after_an_id(
+    started: tuple[Broker, Inbox],
+) -> None:
+    broker, inbox = started
+    topic = f"h{uuid.uuid4().hex[:6]}"
+    await broker.subscribe(f"t:{topic}")
+    await broker.append([(topic, topics.tail(i)) for i in range(5)])
+    await wait_until(lambda: len(inbox.payloads(f"t:{topic}")) == 5)
+    live = inbox.payloads(f"t:{topic}")
+    last3 = await broker.history(topic, count=3, since=None)
+    assert last3.frames == live[-3:]  # the same bytes as sent live
+    after = await broker.history(topic, count=0, since=topics.parse_id(_ids(live)[1]))
+    assert after.frames == live[2:] and after.since_found
+    assert after.newest == topics.parse_id(_ids(live)[-1])
+    empty = await broker.history("never-used", count=3, since=None)
+    assert (empty.frames, empty.newest) == ([], None)
+
+
+async def test_history_keeps_a_bounded_number_per_topic() -> None:
+    for broker in (MemoryBroker(history=10), fast_redis(shared_redis_url(), history=10)):
+        inbox = Inbox()
+        await broker.start(on_message=inbox.on_message, on_reconnect=inbox.on_reconnect)
+        try:
+            await broker.append([("bounded", topics.tail(i)) for i in range(300)])
+            kept = await broker.history("bounded", count=1000, since=None)
+            # Redis trims approximately (MAXLEN ~): at least 10, far fewer than 300.
+            assert 10 <= len(kept.frames) <= 250
+            assert orjson.loads(kept.frames[-1])["data"] == 299
+        finally:
+            await broker.stop()
+
+
+async def test_a_pattern_subscription_delivers_every_matching_topic_once(
+    started: tuple[Broker, Inbox],
+) -> None:
+    broker, inbox = started
+    await broker.subscribe_pattern("t:logs.*")
+    await broker.subscribe_pattern("t:logs.a*")  # overlaps: still one copy
+    await broker.subscribe("t:logs.api")  # and a plain subscription too
+    await broker.append([("logs.api", topics.tail(1)), ("logs.db", topics.tail(2))])
+    await broker.append([("billing", topics.tail(3))])
+    await broker.publish("t:logs.web", b"plain")
+    await wait_until(lambda: len(inbox.messages) >= 3)
+    await asyncio.sleep(0.1)
+    assert [c for c, _ in inbox.messages] == ["t:logs.api", "t:logs.db", "t:logs.web"]
+    await broker.unsubscribe_pattern("t:logs.*")
+    await broker.unsubscribe_pattern("t:logs.a*")
+    await broker.append([("logs.db", topics.tail(4))])
+    await broker.publish("t:logs.api", b"still")
+    await wait_until(lambda: len(inbox.messages) == 4)
+    assert inbox.messages[-1] == ("t:logs.api", b"still")
+
+
+async def test_topics_lists_the_topics_with_history_matching_a_glob(
+    started: tuple[Broker, Inbox],
+) -> None:
+    broker, _ = started
+    await broker.append([(name, topics.tail(0)) for name in ("logs.a", "logs.b", "audit")])
+    assert sorted(await broker.topics("logs.*")) == ["logs.a", "logs.b"]
+    assert await broker.topics("nothing.*") == []

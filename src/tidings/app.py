@@ -9,14 +9,17 @@ from tidings.auth import Authenticator
 from tidings.broker import create_broker
 from tidings.broker.outbound import Outbound
 from tidings.cluster import Cluster, create_directory
+from tidings.coalesce import Budget
 from tidings.errors import CloseCode, RateLimited, TidingsError
 from tidings.feed import FEED_CHANNEL, Feed
 from tidings.hub import Hub
 from tidings.logs import limits_in_force
 from tidings.models import Principal
+from tidings.presence import Presence, create_presence
 from tidings.protocol import Budgets
 from tidings.ratelimit import CreateLimiter, charge, create_limiter
 from tidings.redaction import redact
+from tidings.rooms import Rooms
 from tidings.service import NotificationService
 from tidings.settings import Settings
 from tidings.store import SqlStore
@@ -46,9 +49,18 @@ class App:
         self.templates = TemplateCatalog(
             TemplateStore(self.store), on_change=self._template_changed
         )
-        self.broker = create_broker(settings.broker_url, prefix=settings.broker_prefix)
+        self.broker = create_broker(
+            settings.broker_url,
+            prefix=settings.broker_prefix,
+            history=settings.topic_history,
+            history_ttl=settings.topic_history_ttl,
+        )
         self.outbound = Outbound(self.broker)
-        self.hub = Hub(broker=self.broker, outbox_size=settings.outbox_size)
+        self.hub = Hub(
+            broker=self.broker,
+            outbox_size=settings.outbox_size,
+            budget=Budget(rate=settings.topic_rate, batch=settings.topic_batch),
+        )
         self.feed = Feed(
             store=self.store,
             deliver=self.hub.deliver,
@@ -79,6 +91,16 @@ class App:
             create_directory(settings.broker_url, prefix=getattr(self.broker, "prefix", "")),
             interval=settings.stats_interval,
         )
+        self.presence = Presence(
+            create_presence(
+                settings.broker_url,
+                prefix=getattr(self.broker, "prefix", ""),
+                publish=self.broker.publish,
+            ),
+            process=self.cluster.process,
+            ttl=settings.presence_ttl,
+        )
+        self.rooms = Rooms(self, self.presence)
 
     async def start(self, *, migrate: bool = True) -> None:
         if migrate:
@@ -91,6 +113,7 @@ class App:
         await self.service.start()
         await self.webhooks.start()
         await self.cluster.start()
+        await self.presence.start()
         log.info(
             "started: database %s, broker %s, limits %s",
             redact(self.settings.database_url),
@@ -107,6 +130,7 @@ class App:
     async def stop(self) -> None:
         """Tell clients to come back (1012), then release everything."""
         self.hub.close_all(CloseCode.SERVICE_RESTART)
+        await self.presence.stop()
         await self.cluster.stop()
         await self.service.stop()
         await self.feed.stop()
@@ -155,6 +179,7 @@ class App:
                 self.service.alive(),
                 self.cluster.alive(),
                 self.webhooks.alive(),
+                self.presence.alive(),
             )
             for name, running in part.items()
         }

@@ -108,6 +108,7 @@ class Authenticator:
         ttl: int = 3600,
         topics: list[str] | None = None,
         locale: str | None = None,
+        publish: list[str] | None = None,
     ) -> str:
         """A development token signed with the HS256 secret."""
         if self.secret is None:
@@ -117,6 +118,8 @@ class Authenticator:
             claims["roles"] = roles
         if topics:
             claims["topics"] = topics
+        if publish:
+            claims["publish"] = publish
         if locale:
             claims["locale"] = locale
         return jwt.encode(claims, self.secret, algorithm="HS256")
@@ -139,8 +142,11 @@ def _principal(claims: dict[str, Any]) -> Principal:
         )
     roles = claims.get("roles") or []
     topics = claims.get("topics") or []
-    if not _strings(roles) or not _strings(topics):
-        raise Unauthenticated("`roles` and `topics` must be lists of strings", code="invalid_token")
+    publish = claims.get("publish") or []
+    if not _strings(roles) or not _strings(topics) or not _strings(publish):
+        raise Unauthenticated(
+            "`roles`, `topics` and `publish` must be lists of strings", code="invalid_token"
+        )
     locale = claims.get("locale")
     if locale is not None and not (isinstance(locale, str) and 0 < len(locale) <= 35):
         raise Unauthenticated(
@@ -151,6 +157,7 @@ def _principal(claims: dict[str, Any]) -> Principal:
         user=user,
         roles=frozenset(roles),
         topics=tuple(topics),
+        publish=tuple(publish),
         expires_at=float(claims["exp"]),
         locale=locale,
     )

@@ -20,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from tidings.coalesce import TopicState
 from tidings.errors import CloseCode
 from tidings.models import Principal
 from tidings.preferences import Preferences
@@ -55,6 +56,9 @@ class Connection:
         self.principal = principal
         self.transport = transport
         self.topics: dict[str, TopicFilter | None] = {}
+        """Subscribed topic names and globs, each with its filter."""
+        self.rooms: TopicState | None = None
+        """Replay watermarks, presence and topic budget; made on first use (see coalesce)."""
         self.preferences: Preferences | None = None
         """The user's muted types and categories and do-not-disturb (set by the hub)."""
         self.last_id = after
@@ -154,10 +158,13 @@ class Connection:
         self._held = deque(item for item in self._held if item[0] is None)
         return dropped
 
-    def release(self) -> None:
-        """Stop holding: flush buffered live frames, dropping notifications already sent."""
+    def release(self, skip: Callable[[bytes], bool] | None = None) -> None:
+        """Stop holding: flush buffered live frames, dropping notifications already sent
+        and event frames for which ``skip`` says so (topic messages already replayed)."""
         held, self._held = self._held, None
         for notification_id, frame in held or ():
+            if skip is not None and notification_id is None and skip(frame):
+                continue
             if not self._enqueue(frame, notification_id):
                 return
 

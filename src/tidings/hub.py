@@ -28,19 +28,21 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from tidings import frames, telemetry
+from tidings import frames, telemetry, topics
 from tidings.broker.base import Broker
+from tidings.coalesce import Budget, TopicState
 from tidings.connection import Connection
 from tidings.errors import RateLimited
 from tidings.frames import NotificationFrames
 from tidings.models import Notification, Principal, topic_channel, user_key
 from tidings.preferences import Preferences, from_public
+from tidings.presence import presence_channel
 from tidings.protocol import TopicFilter
 
 log = logging.getLogger("tidings.hub")
@@ -64,14 +66,33 @@ class _Fanout:
     topic: str | None
     variants: NotificationFrames | None = None
     """Set when readers may need another frame than ``frame``: locales, preferences."""
+    patterns: tuple[str, ...] = ()
+    """Globs of local subscriptions that match ``topic``."""
 
 
 class Hub:
     """Live connections of this process. See the module docstring."""
 
-    def __init__(self, *, broker: Broker, outbox_size: int, fanout_slice: int = 500) -> None:
+    def __init__(
+        self,
+        *,
+        broker: Broker,
+        outbox_size: int,
+        fanout_slice: int = 500,
+        budget: Budget | None = None,
+    ) -> None:
         if fanout_slice < 1:
             raise ValueError("fanout_slice must be at least 1")
+        self.budget = budget or Budget(rate=1000.0, batch=100)
+        """Topic messages per connection before they are coalesced (see coalesce)."""
+        self._patterns: set[str] = set()
+        """Globs some local connection subscribed to."""
+        self._batched: dict[str, Connection] = {}
+        """Connections with topic messages waiting for the next batch."""
+        self.departed: Callable[[Connection], None] | None = None
+        """Told of each connection unregistered that used rooms (presence leaves)."""
+        self.arrived: Callable[[Connection, int], None] | None = None
+        """Told of each connection registered (+1) and unregistered (-1): who is online."""
         self.broker = broker
         self.outbox_size = outbox_size
         self.fanout_slice = fanout_slice
@@ -131,6 +152,8 @@ class Hub:
             self._members.setdefault(key, {})[conn.id] = conn
         if conn.preferences is not None:
             self._with_preferences.add(conn.id)
+        if self.arrived is not None:
+            self.arrived(conn, 1)
 
     async def ready(self, conn: Connection) -> None:
         """Return once the broker carries ``conn``'s user channel (its read-state frames)."""
@@ -153,8 +176,15 @@ class Hub:
         for key in conn.principal.audience_keys():
             self._leave(key, conn)
         channels = [user_key(conn.user), *map(topic_channel, conn.topics)]
+        self._batched.pop(conn.id, None)
+        if conn.rooms is not None:
+            channels += map(presence_channel, conn.rooms.presence or ())
+            if self.departed is not None:
+                self.departed(conn)
         for channel in channels[1:]:
             self._leave(channel, conn)
+        if self.arrived is not None:
+            self.arrived(conn, -1)
         self._spawn(self._sync_all(channels))
 
     async def _sync_all(self, channels: list[str]) -> None:
@@ -168,20 +198,29 @@ class Hub:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def subscribe(self, conn: Connection, topic: str, flt: TopicFilter | None) -> None:
-        """Add ``conn`` to a topic (or replace its filter); returns once subscribed."""
+        """Add ``conn`` to a topic or glob (or replace its filter); returns once subscribed."""
         conn.topics[topic] = flt
-        channel = topic_channel(topic)
-        self._members.setdefault(channel, {})[conn.id] = conn
-        await self._sync(channel)
+        await self.join(conn, topic_channel(topic))
 
     async def unsubscribe(self, conn: Connection, topic: str) -> bool:
-        """Remove ``conn`` from a topic; False if it was not subscribed."""
+        """Remove ``conn`` from a topic or glob; False if it was not subscribed."""
         if conn.topics.pop(topic, _MISSING) is _MISSING:
             return False
-        channel = topic_channel(topic)
+        if conn.rooms is not None:
+            conn.rooms.marks.pop(topic, None)
+        await self.part(conn, topic_channel(topic))
+        return True
+
+    async def join(self, conn: Connection, channel: str) -> None:
+        """Add ``conn`` to any event channel (a topic, a glob, a room's presence)."""
+        self._members.setdefault(channel, {})[conn.id] = conn
+        if topics.is_pattern(channel):
+            self._patterns.add(channel[len(_TOPIC_PREFIX) :])
+        await self._sync(channel)
+
+    async def part(self, conn: Connection, channel: str) -> None:
         self._leave(channel, conn)
         await self._sync(channel)
-        return True
 
     def _leave(self, channel: str, conn: Connection) -> None:
         members = self._members.get(channel)
@@ -189,6 +228,8 @@ class Hub:
             members.pop(conn.id, None)
             if not members:
                 del self._members[channel]
+                if topics.is_pattern(channel):
+                    self._patterns.discard(channel[len(_TOPIC_PREFIX) :])
 
     async def _sync(self, channel: str) -> None:
         """Make the broker subscription of ``channel`` match whether anyone needs it."""
@@ -197,12 +238,19 @@ class Hub:
         try:
             async with entry.lock:
                 wanted = channel in self._members
+                glob = topics.is_pattern(channel)
                 if wanted and channel not in self._subscribed:
-                    await self.broker.subscribe(channel)
+                    if glob:
+                        await self.broker.subscribe_pattern(channel)
+                    else:
+                        await self.broker.subscribe(channel)
                     self._subscribed.add(channel)
                 elif not wanted and channel in self._subscribed:
                     self._subscribed.discard(channel)
-                    await self.broker.unsubscribe(channel)
+                    if glob:
+                        await self.broker.unsubscribe_pattern(channel)
+                    else:
+                        await self.broker.unsubscribe(channel)
         finally:
             entry.users -= 1
             if entry.users == 0 and self._locks.get(channel) is entry:
@@ -274,14 +322,35 @@ class Hub:
         self._enqueue(_NOTIFICATIONS, job)
 
     def dispatch(self, channel: str, frame: bytes) -> None:
-        """Broker ``on_message``: offer an event frame to local connections on ``channel``."""
+        """Broker ``on_message``: offer an event frame to local connections on ``channel``.
+
+        A topic message goes to the topic's subscribers and to those of every matching
+        glob, once each (a connection subscribed both ways gets it once).
+        """
+        if channel.startswith(_TOPIC_PREFIX):
+            self._dispatch_topic(channel, frame)
+            return
         members = self._members.get(channel)
         if not members:
             return
         if frame.startswith(frames.PREFERENCES_PREFIX):
             self._preferences_changed(members.values(), frame)
-        topic = channel[len(_TOPIC_PREFIX) :] if channel.startswith(_TOPIC_PREFIX) else None
-        self._enqueue(channel, _Fanout(None, frame, list(members.values()), topic))
+        self._enqueue(channel, _Fanout(None, frame, list(members.values()), None))
+
+    def _dispatch_topic(self, channel: str, frame: bytes) -> None:
+        topic = channel[len(_TOPIC_PREFIX) :]
+        members = self._members.get(channel)
+        patterns = tuple(p for p in self._patterns if topics.matches(topic, p))
+        if not patterns:
+            if members:
+                self._enqueue(channel, _Fanout(None, frame, list(members.values()), topic))
+            return
+        found: dict[str, Connection] = dict(members or {})
+        for pattern in patterns:
+            found.update(self._members.get(_TOPIC_PREFIX + pattern, ()))
+        job = _Fanout(None, frame, list(found.values()), topic, patterns=patterns)
+        # One queue per topic keeps each topic's order behind a fan-out in slices.
+        self._enqueue(channel, job)
 
     def _enqueue(self, channel: str, job: _Fanout) -> None:
         backlog = self._backlog.get(channel)
@@ -311,16 +380,54 @@ class Hub:
         if job.variants is not None:
             self._deliver_variants(job, job.variants, targets)
             return
-        data: Any = _MISSING
+        if job.topic is not None:
+            self._deliver_topic(job, targets)
+            return
         for conn in targets:
-            if job.topic is not None:
-                flt = conn.topics.get(job.topic)
-                if flt is not None:
-                    if data is _MISSING:
-                        data = _message_data(job.frame)
-                    if not flt.matches(data):
-                        continue
             conn.offer(job.frame, job.notification_id)
+
+    def _deliver_topic(self, job: _Fanout, targets: list[Connection]) -> None:
+        """Filters, replay watermarks and each connection's budget (see coalesce)."""
+        topic = job.topic
+        assert topic is not None
+        data: Any = _MISSING
+        message_id = _MISSING
+        budget = self.budget
+        tick = budget.tick()
+        for conn in targets:
+            filters = [conn.topics[k] for k in (topic, *job.patterns) if k in conn.topics]
+            if filters and None not in filters:
+                if data is _MISSING:
+                    data = _message_data(job.frame)
+                if not any(flt.matches(data) for flt in filters if flt is not None):
+                    continue
+            state = conn.rooms
+            if state is None:
+                state = conn.rooms = TopicState()
+            elif state.marks:
+                if message_id is _MISSING:
+                    found = topics.frame_id(job.frame)
+                    message_id = found[1] if found else None
+                if message_id is not None and state.seen(topic, message_id):
+                    continue
+            if budget.admit(state, job.frame, tick):
+                conn.offer(job.frame, None)
+            elif conn.id not in self._batched:
+                self._batched[conn.id] = conn
+                if len(self._batched) == 1:
+                    self._spawn(self._send_batches())
+
+    async def _send_batches(self) -> None:
+        """Once a window, the waiting topic messages of each connection as one frame."""
+        while self._batched:
+            await asyncio.sleep(self.budget.window)
+            due, self._batched = self._batched, {}
+            for conn in due.values():
+                state = conn.rooms
+                frame = self.budget.take(state) if state is not None else None
+                if frame is not None:
+                    conn.offer(frame, None)
+
 
     def _deliver_variants(
         self, job: _Fanout, variants: NotificationFrames, targets: list[Connection]

@@ -47,6 +47,9 @@ class Principal:
     user: str
     roles: frozenset[str] = frozenset()
     topics: tuple[str, ...] = ()
+    """Topic names or globs the user may subscribe to (JWT claim ``topics``)."""
+    publish: tuple[str, ...] = ()
+    """Topic names or globs the user may publish to (JWT claim ``publish``)."""
     expires_at: float | None = None
     locale: str | None = None
     """The JWT claim ``locale`` (``de-AT``): which variant of a notification they read."""

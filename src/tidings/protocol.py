@@ -11,24 +11,26 @@ thin pumps around these pieces.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 
-from tidings import frames, ids
-from tidings.errors import Forbidden, ValidationFailed
+from tidings import frames, ids, topics
+from tidings.errors import ValidationFailed
 
 MAX_IDS = 500
 """Most ids one ``mark_read`` may name."""
 MAX_LIST_LIMIT = 100
 DEFAULT_LIST_LIMIT = 20
-MAX_TOPIC_LENGTH = 200
+MAX_TOPIC_LENGTH = topics.MAX_TOPIC_LENGTH
+MAX_SUBSCRIBE_TOPICS = 16
+"""Most topics (names or globs) one ``subscribe`` may name."""
+MAX_HISTORY = 1000
+"""Most messages one ``subscribe`` may ask to have replayed (``history``)."""
 MAX_FILTER_FIELDS = 16
 MAX_FILTER_VALUES = 64
 MAX_REF_LENGTH = 200
@@ -70,18 +72,43 @@ class ListInbox:
 
 @dataclass(frozen=True, slots=True)
 class Subscribe:
-    topic: str
+    """``topic`` or ``topics`` (names or globs), with replay and presence options."""
+
+    topics: tuple[str, ...]
     filter: TopicFilter | None = None
     ref: Any = None
+    history: int = 0
+    """Replay the last N messages of each topic before live ones."""
+    since: str | None = None
+    """Replay every retained message after this message id (wins over ``history``)."""
+    presence: bool = False
+    """Count this connection in the topic's presence and send it presence frames."""
+
+    @property
+    def topic(self) -> str:
+        return self.topics[0]
 
 
 @dataclass(frozen=True, slots=True)
 class Unsubscribe:
+    topics: tuple[str, ...]
+    ref: Any = None
+
+    @property
+    def topic(self) -> str:
+        return self.topics[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """A client's message to a topic (allowed by its JWT ``publish`` claim)."""
+
     topic: str
+    data: Any
     ref: Any = None
 
 
-Request = Ping | Pong | MarkRead | MarkAllRead | ListInbox | Subscribe | Unsubscribe
+Request = Ping | Pong | MarkRead | MarkAllRead | ListInbox | Subscribe | Unsubscribe | Publish
 
 
 class ProtocolError(Exception):
@@ -145,21 +172,50 @@ def _parse_list(frame: dict[str, Any], ref: Any) -> ListInbox:
     return ListInbox(limit, before, ref)
 
 
-def _topic(frame: dict[str, Any], ref: Any) -> str:
+def _topics(frame: dict[str, Any], ref: Any) -> tuple[str, ...]:
+    """``topic`` or ``topics: [...]``: names or well-formed globs, de-duplicated."""
+    if "topics" in frame:
+        names = frame["topics"]
+        if not isinstance(names, list) or not 0 < len(names) <= MAX_SUBSCRIBE_TOPICS:
+            message = f"`topics` must be a list of 1..{MAX_SUBSCRIBE_TOPICS} topics"
+            raise ProtocolError("invalid", message, ref)
+    else:
+        names = [frame.get("topic")]
     try:
-        return check_topic(frame.get("topic"))
+        return tuple(dict.fromkeys(check_topic(name, pattern_ok=True) for name in names))
     except ValidationFailed as exc:
         raise ProtocolError(exc.code, f"`topic`: {exc.message}", ref) from None
 
 
 def _parse_subscribe(frame: dict[str, Any], ref: Any) -> Subscribe:
-    topic = _topic(frame, ref)
+    names = _topics(frame, ref)
     raw = frame.get("filter")
     try:
         topic_filter = parse_filter(raw) if raw is not None else None
     except ValueError as exc:
         raise ProtocolError("invalid", str(exc), ref) from None
-    return Subscribe(topic, topic_filter, ref)
+    history = frame.get("history") or 0
+    if isinstance(history, bool) or not isinstance(history, int) or not 0 <= history <= MAX_HISTORY:
+        raise ProtocolError("invalid", f"`history` must be an integer 0..{MAX_HISTORY}", ref)
+    since = frame.get("since")
+    if since is not None and topics.parse_id(since) is None:
+        raise ProtocolError("invalid_since", "`since` must be a topic message id", ref)
+    presence = frame.get("presence", False)
+    if not isinstance(presence, bool):
+        raise ProtocolError("invalid", "`presence` must be true or false", ref)
+    if presence and any(topics.is_pattern(name) for name in names):
+        raise ProtocolError("invalid", "presence is kept per topic, not per glob", ref)
+    return Subscribe(names, topic_filter, ref, history, since, presence)
+
+
+def _parse_publish(frame: dict[str, Any], ref: Any) -> Publish:
+    try:
+        topic = check_topic(frame.get("topic"))
+    except ValidationFailed as exc:
+        raise ProtocolError(exc.code, f"`topic`: {exc.message}", ref) from None
+    if "data" not in frame:
+        raise ProtocolError("invalid", "publish needs `data`", ref)
+    return Publish(topic, frame["data"], ref)
 
 
 _PARSERS: dict[str, Callable[[dict[str, Any], Any], Request]] = {
@@ -169,7 +225,8 @@ _PARSERS: dict[str, Callable[[dict[str, Any], Any], Request]] = {
     "mark_all_read": lambda frame, ref: MarkAllRead(ref),
     "list": _parse_list,
     "subscribe": _parse_subscribe,
-    "unsubscribe": lambda frame, ref: Unsubscribe(_topic(frame, ref), ref),
+    "unsubscribe": lambda frame, ref: Unsubscribe(_topics(frame, ref), ref),
+    "publish": _parse_publish,
 }
 
 
@@ -202,54 +259,18 @@ def frame_type(frame: bytes) -> str:
 
 
 # -- topics -----------------------------------------------------------------------------
+# The rules live in tidings.topics; these names stay importable from here.
 
-
-TOPIC_PATTERN = rf"^[A-Za-z0-9_.:\-]{{1,{MAX_TOPIC_LENGTH}}}$"
-"""A topic name, on every route that takes one: publish, ``subscribe``, SSE ``?topics=``."""
-TOPIC_WILDCARDS = frozenset("*?[]")
-TOPIC_FORBIDDEN = "topic_forbidden"
-"""The one code for a topic the token's ``topics`` claim does not grant (WebSocket and SSE)."""
-TOPIC_PATTERN_UNSUPPORTED = "topic_pattern_unsupported"
-"""Subscriptions name one topic each; glob subscriptions (``logs.*``) are not delivered yet."""
-
-_TOPIC_NAME = re.compile(TOPIC_PATTERN)
-
-
-def valid_topic(topic: str) -> bool:
-    return _TOPIC_NAME.fullmatch(topic) is not None
+TOPIC_PATTERN = topics.TOPIC_PATTERN
+TOPIC_FORBIDDEN = topics.TOPIC_FORBIDDEN
+valid_topic = topics.valid_topic
+check_topic = topics.check_topic
+check_subscription = topics.check_subscription
 
 
 def topic_allowed(topic: str, patterns: Iterable[str]) -> bool:
-    """Whether a glob pattern from the JWT ``topics`` claim grants ``topic``."""
-    return any(fnmatchcase(topic, pattern) for pattern in patterns)
-
-
-def check_topic(topic: Any) -> str:
-    """``topic`` when it names one topic; else :class:`ValidationFailed` saying why.
-
-    A glob (``logs.*``) gets its own code: it would be acknowledged and then receive
-    nothing, since messages are routed by exact topic name.
-    """
-    if not isinstance(topic, str) or not 0 < len(topic) <= MAX_TOPIC_LENGTH:
-        raise ValidationFailed(f"a topic is a name of 1..{MAX_TOPIC_LENGTH} characters")
-    if TOPIC_WILDCARDS.intersection(topic):
-        raise ValidationFailed(
-            f"topic {topic!r}: patterns are not supported; subscribe to each topic by name",
-            code=TOPIC_PATTERN_UNSUPPORTED,
-        )
-    if not valid_topic(topic):
-        raise ValidationFailed(f"topic {topic[:40]!r}: use only A-Z a-z 0-9 _ . : -")
-    return topic
-
-
-def check_subscription(topic: Any, patterns: Iterable[str]) -> str:
-    """``topic`` when it is a valid name the token grants; else why not (422 or 403)."""
-    check_topic(topic)
-    if not topic_allowed(topic, patterns):
-        raise Forbidden(
-            f"topic not allowed by the token's `topics` claim: {topic}", code=TOPIC_FORBIDDEN
-        )
-    return topic
+    """Whether the JWT ``topics`` claim grants ``topic`` (a name or a glob)."""
+    return topics.grants(patterns, topic)
 
 
 @dataclass(frozen=True, slots=True)

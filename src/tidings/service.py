@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tidings import frames, ids, telemetry
+from tidings import frames, ids, telemetry, topics
 from tidings.broker.outbound import Outbound
 from tidings.errors import BadRequest, Conflict, NotFound, TidingsError, ValidationFailed
 from tidings.models import (
@@ -107,9 +107,13 @@ class NotificationService:
         self._queue.put_nowait(_Queued(pending, result))
         return await result
 
-    async def publish_topic(self, topic: str, data: Any) -> None:
-        """Queue a topic message for its subscribers (at most once, no inbox entry)."""
-        self.outbound.put((topic_channel(topic), frames.message(topic, data)))
+    async def publish_topic(self, topic: str, data: Any, *, user: str | None = None) -> None:
+        """Queue a topic message for its history and subscribers (no inbox entry).
+
+        The broker mints its id when appending it (see :mod:`tidings.broker.history`);
+        ``user`` names a publishing end user in the frame.
+        """
+        self.outbound.put((topic_channel(topic), topics.tail(data, user)))
 
     # -- end-user side -----------------------------------------------------------------
 

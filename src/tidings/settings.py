@@ -154,6 +154,34 @@ class Settings(BaseSettings):
         86_400.0, gt=0, description="seconds after an event after which it is given up"
     )
 
+    # Topics and rooms
+    topic_history: int = Field(
+        100, ge=0, le=10_000, description="messages kept per topic for replay (0: none)"
+    )
+    topic_history_ttl: float = Field(
+        86_400.0, gt=0, description="seconds a topic's history outlives its last message (Redis)"
+    )
+    topic_rate: float = Field(
+        1_000.0,
+        gt=0,
+        description="topic messages per second sent one by one to a connection; beyond, "
+        "they are coalesced into one `batch` frame every 100 ms",
+    )
+    topic_batch: int = Field(
+        100, ge=1, le=10_000, description="newest messages one coalesced `batch` frame keeps"
+    )
+    publish_rate: float = Field(10.0, gt=0, description="client publishes per second per user")
+    publish_burst: int = Field(20, ge=1, description="client publishes per user in a burst")
+    publish_max_bytes: int = Field(
+        8_192, ge=64, description="largest `data` of a client publish (JSON bytes)"
+    )
+    presence_ttl: float = Field(
+        10.0,
+        ge=1,
+        description="seconds after which a silent process's presence (rooms, users online) "
+        "is dropped (Redis)",
+    )
+
     # Retention
     retention_max_items: int = Field(1_000, ge=1, description="newest items kept per inbox")
     retention_max_age_days: float = Field(30.0, gt=0, description="days an item is kept")

@@ -9,7 +9,9 @@ from tidings.broker.base import Broker, MessageHandler, ReconnectHandler
 __all__ = ["Broker", "MessageHandler", "ReconnectHandler", "create_broker"]
 
 
-def create_broker(url: str, *, prefix: str | None = None) -> Broker:
+def create_broker(
+    url: str, *, prefix: str | None = None, history: int = 100, history_ttl: float = 86_400.0
+) -> Broker:
     """``memory://`` for one process; ``redis://`` or ``rediss://`` for many.
 
     ``prefix`` names the Redis channels (default ``tidings:<db>:``, see
@@ -19,9 +21,9 @@ def create_broker(url: str, *, prefix: str | None = None) -> Broker:
     if scheme == "memory":
         from tidings.broker.memory import MemoryBroker
 
-        return MemoryBroker()
+        return MemoryBroker(history=history)
     if scheme in ("redis", "rediss"):
         from tidings.broker.redis import RedisBroker
 
-        return RedisBroker(url, prefix=prefix)
+        return RedisBroker(url, prefix=prefix, history=history, history_ttl=history_ttl)
     raise ValueError(f"unsupported broker URL scheme {scheme!r}: use memory:// or redis://")

@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
+from tidings.broker.history import History
+from tidings.topics import MessageId
+
 MessageHandler = Callable[[str, bytes], None]
 """Called with (channel, payload) for every message on a subscribed channel."""
 
@@ -32,6 +35,23 @@ class Broker(Protocol):
         """Idempotent: a channel is subscribed at most once per process."""
 
     async def unsubscribe(self, channel: str) -> None: ...
+
+    async def subscribe_pattern(self, pattern: str) -> None:
+        """Idempotent: deliver every channel matching a glob; each message arrives once
+        however many patterns and channels of this process match it."""
+
+    async def unsubscribe_pattern(self, pattern: str) -> None: ...
+
+    async def append(self, posts: Sequence[tuple[str, bytes]]) -> None:
+        """Topic messages, (topic, frame tail) in order: mint each id, keep the message in
+        the topic's history and publish its frame on ``t:<topic>``, as one step per
+        message, so history order is channel order (see :mod:`tidings.broker.history`)."""
+
+    async def history(self, topic: str, *, count: int, since: MessageId | None) -> History:
+        """The retained messages after ``since``, else the last ``count``, oldest first."""
+
+    async def topics(self, pattern: str) -> list[str]:
+        """Topics with history whose name matches a glob (at most ``MAX_MATCHING``)."""
 
     @property
     def ready(self) -> bool:

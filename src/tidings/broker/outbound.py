@@ -4,7 +4,9 @@ Read-state frames and topic messages go to the broker through here. A request th
 changed read state returns once the database committed; a slow or hung broker (Redis
 stopped with SIGSTOP answers nothing for its socket timeout) delays the frames, never
 the request. One task publishes in order, in batches of whatever is queued, so frames
-for one user keep their order. When the queue is full the publish is refused with
+for one user keep their order. Topic messages (channel ``t:<topic>``, payload the frame's
+tail) are appended to the topic's history by the broker, which mints their ids.
+When the queue is full the publish is refused with
 :class:`~tidings.errors.Unavailable` rather than growing memory without bound.
 """
 
@@ -21,6 +23,7 @@ from tidings.tasks import BackgroundTasks
 log = logging.getLogger("tidings.broker")
 
 BATCH = 256
+TOPIC = "t:"
 
 
 class Outbound:
@@ -60,8 +63,14 @@ class Outbound:
 
     async def _publish_some(self) -> None:
         batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
+        posts = [(channel[2:], rest) for channel, rest in batch if channel.startswith(TOPIC)]
+        if posts:
+            batch = [item for item in batch if not item[0].startswith(TOPIC)]
         try:
-            await self.broker.publish_many(batch)
+            if posts:
+                await self.broker.append(posts)
+            if batch:
+                await self.broker.publish_many(batch)
         except TidingsError as exc:
             self.dropped += len(batch)
             log.warning("broker unavailable: %d event frames dropped (%s)", len(batch), exc)

@@ -28,6 +28,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
+from fnmatch import fnmatchcase
 from typing import Any
 
 from redis.asyncio import Redis
@@ -39,10 +40,15 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tidings.broker.base import MessageHandler, ReconnectHandler
+from tidings.broker.history import History
+from tidings.broker.redis_history import RedisHistory
 from tidings.errors import Unavailable
+from tidings.topics import MessageId
 
 log = logging.getLogger(__name__)
 
+_PATTERN = "\0p:"
+"""Marks a pattern among the awaited confirmations (channel names hold no NUL)."""
 _FAILURES = (RedisError, OSError, TimeoutError)
 _OUTAGES = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 """Failures worth waiting out; any other Redis error is a refusal (e.g. NOPERM)."""
@@ -66,6 +72,8 @@ class RedisBroker:
         backoff_max: float = 5.0,
         confirm_timeout: float = 5.0,
         liveness_interval: float = 10.0,
+        history: int = 100,
+        history_ttl: float = 86_400.0,
     ) -> None:
         self._client = Redis.from_url(
             url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2.0, socket_timeout=10.0
@@ -76,6 +84,10 @@ class RedisBroker:
         self._confirm_timeout = confirm_timeout
         self._liveness = liveness_interval
         self._channels: set[str] = set()
+        self._patterns: set[str] = set()
+        self._history = RedisHistory(
+            self._client, prefix=self._prefix, size=history, ttl=history_ttl
+        )
         self._confirmations: dict[str, asyncio.Future[None]] = {}
         self._pubsub: PubSub | None = None
         self._ready = False
@@ -216,6 +228,57 @@ class RedisBroker:
             with contextlib.suppress(*_FAILURES):
                 await pubsub.unsubscribe(self._prefix + channel)
 
+    async def subscribe_pattern(self, pattern: str) -> None:
+        """``PSUBSCRIBE`` a glob over channels; each message arrives once however many match."""
+        if pattern in self._patterns:
+            return
+        self._patterns.add(pattern)
+        pubsub = self._pubsub
+        if pubsub is None:
+            return
+        waiter = self._expect(_PATTERN + pattern)
+        try:
+            await pubsub.psubscribe(self._glob_prefix + pattern)
+            await asyncio.wait_for(asyncio.shield(waiter), self._confirm_timeout)
+        except (*_FAILURES, TimeoutError) as exc:
+            log.warning("psubscribe %s not confirmed: %s", pattern, exc)
+
+    async def unsubscribe_pattern(self, pattern: str) -> None:
+        if pattern not in self._patterns:
+            return
+        self._patterns.discard(pattern)
+        pubsub = self._pubsub
+        if pubsub is not None:
+            with contextlib.suppress(*_FAILURES):
+                await pubsub.punsubscribe(self._glob_prefix + pattern)
+
+    @property
+    def _glob_prefix(self) -> str:
+        return "".join("\\" + c if c in "*?[]\\" else c for c in self._prefix)
+
+    # -- topic history ------------------------------------------------------------------
+
+    async def append(self, posts: Sequence[tuple[str, bytes]]) -> None:
+        """Append each (topic, tail) to its history and publish its frame (at most once)."""
+        try:
+            await self._history.append(posts)
+        except RedisError as exc:
+            raise Unavailable(f"topic messages not published: {exc}") from None
+        except (OSError, TimeoutError) as exc:
+            raise Unavailable(f"topic messages not published: {exc}") from None
+
+    async def history(self, topic: str, *, count: int, since: MessageId | None) -> History:
+        try:
+            return await self._history.read(topic, count=count, since=since)
+        except (*_FAILURES,) as exc:
+            raise Unavailable(f"topic history unavailable: {exc}") from None
+
+    async def topics(self, pattern: str) -> list[str]:
+        try:
+            return await self._history.matching(pattern)
+        except (*_FAILURES,) as exc:
+            raise Unavailable(f"topic history unavailable: {exc}") from None
+
     # -- connection supervision -------------------------------------------------------
 
     async def _supervise(self, connected: asyncio.Future[None]) -> None:
@@ -247,9 +310,14 @@ class RedisBroker:
         channels = sorted(self._channels)
         for channel in channels:
             self._expect(channel)
+        patterns = sorted(self._patterns)
+        for pattern in patterns:
+            self._expect(_PATTERN + pattern)
         if channels:
             await pubsub.subscribe(*(self._prefix + c for c in channels))
-        else:
+        if patterns:
+            await pubsub.psubscribe(*(self._glob_prefix + p for p in patterns))
+        if not channels and not patterns:
             await pubsub.ping()  # proves the connection before declaring it ready
         self._pubsub = pubsub
         return pubsub
@@ -292,19 +360,33 @@ class RedisBroker:
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message["type"]
-        if kind not in ("message", "subscribe"):
+        if kind not in ("message", "subscribe", "pmessage", "psubscribe"):
             return
         raw = message["channel"]
-        channel = (raw.decode() if isinstance(raw, bytes) else raw)[len(self._prefix) :]
-        if kind == "subscribe":
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        if kind == "psubscribe":
+            channel = _PATTERN + text[len(self._glob_prefix) :]
+        else:
+            channel = text[len(self._prefix) :]
+        if kind in ("subscribe", "psubscribe"):
             waiter = self._confirmations.pop(channel, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
-        elif channel in self._channels and self._on_message is not None:
+        elif kind == "pmessage" and not self._first_match(channel, message["pattern"]):
+            return  # a plain subscription or another pattern delivers it
+        elif (kind == "pmessage" or channel in self._channels) and self._on_message is not None:
             try:
                 self._on_message(channel, message["data"])
             except Exception:  # a handler bug must not kill the reader
                 log.exception("on_message failed for channel %s", channel)
+
+    def _first_match(self, channel: str, pattern: Any) -> bool:
+        """Whether this ``pmessage`` is the one copy to deliver (Redis sends one per match)."""
+        if channel in self._channels:
+            return False
+        raw = pattern.decode() if isinstance(pattern, bytes) else pattern
+        matching = [p for p in self._patterns if fnmatchcase(channel, p)]
+        return bool(matching) and min(matching) == raw[len(self._glob_prefix) :]
 
     def _expect(self, channel: str) -> asyncio.Future[None]:
         waiter = self._confirmations.get(channel)

@@ -25,7 +25,17 @@ from tidings.credentials import ensure_secrets
 from tidings.errors import CloseCode
 from tidings.redaction import redact_server_logs
 from tidings.settings import Settings
-from tidings.web import api, dev, errors, events_api, metrics, ops, preferences_api, realtime
+from tidings.web import (
+    api,
+    dev,
+    errors,
+    events_api,
+    metrics,
+    ops,
+    preferences_api,
+    realtime,
+    rooms_api,
+)
 from tidings.web.fastpath import CreateFastPath
 from tidings.web.httpmetrics import CountRequests
 from tidings.web.responses import JSONResponse
@@ -125,6 +135,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
     app.include_router(events_api.router)
     app.include_router(ops.router)
     app.include_router(preferences_api.router)
+    app.include_router(rooms_api.router)
     if settings.dev:
         app.include_router(dev.router)
     api.document(app, settings)

@@ -14,6 +14,7 @@ from tidings.errors import Unauthenticated
 from tidings.models import Notification, Page, Principal
 from tidings.service import MAX_PAGE
 from tidings.settings import Settings
+from tidings.topics import TOPIC_PATTERN
 from tidings.web import fastpath
 from tidings.web.errors import ERROR_DESCRIPTIONS, documented
 from tidings.web.responses import (
@@ -31,7 +32,6 @@ from tidings.web.schemas import NotificationIn, TopicMessageIn
 
 router = APIRouter(prefix="/api/v1")
 
-TOPIC_PATTERN = r"^[A-Za-z0-9_.:\-]{1,200}$"
 NotificationId = Annotated[
     str,
     # Documented, not enforced: anything that is not an id simply does not exist (404).

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from tidings import frames, ids, protocol, telemetry
+from tidings import frames, ids, protocol, rooms, telemetry
 from tidings.connection import Connection
 from tidings.errors import BadRequest, CloseCode, Forbidden, RateLimited, TidingsError
 from tidings.models import Principal
@@ -24,6 +24,7 @@ from tidings.protocol import (
     MarkRead,
     Ping,
     Pong,
+    Publish,
     Request,
     Subscribe,
     Unsubscribe,
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tidings.realtime")
 
-MAX_TOPICS = 64
+MAX_TOPICS = rooms.MAX_TOPICS
 """Topics one connection may subscribe to at once."""
 SSE_RETRY_MS = 3000
 
@@ -208,19 +209,29 @@ class Session:
                 return list_frame(page, ref, self.principal.locale)
             case Subscribe():
                 return await self._subscribe(request)
-            case Unsubscribe(topic=topic, ref=ref):
-                await self.app.hub.unsubscribe(self.conn, topic)
-                return protocol.ack(ref, topic=topic)
+            case Unsubscribe(topics=names, ref=ref):
+                for name in names:
+                    await self.app.rooms.unsubscribe(self.conn, name)
+                return protocol.ack(ref, **_named(names))
+            case Publish():
+                return await self._publish(request)
         raise AssertionError(f"unhandled request {request!r}")
 
     async def _subscribe(self, request: Subscribe) -> bytes | None:
         # A refusal is an error reply (via `answer`), not a 4003 close: one refused
         # subscription must not cut the user's notification stream (README changelog).
-        protocol.check_subscription(request.topic, self.principal.topics)
-        if request.topic not in self.conn.topics and len(self.conn.topics) >= MAX_TOPICS:
-            message = f"at most {MAX_TOPICS} topics per connection"
-            return frames.error("too_many_topics", message, request.ref)
-        await self.app.hub.subscribe(self.conn, request.topic, request.filter)
+        extra = await self.app.rooms.subscribe(self.conn, request)
+        return protocol.ack(request.ref, **_named(request.topics), **extra)
+
+    async def _publish(self, request: Publish) -> bytes | None:
+        try:
+            await self.app.rooms.publish(self.principal, request.topic, request.data)
+        except TidingsError as exc:
+            if self.app.rooms.refused(self.conn, exc):
+                self.conn.close(CloseCode.RATE_LIMITED, "publishing too fast")
+                return None
+            raise
+        self.app.rooms.published(self.conn)
         return protocol.ack(request.ref, topic=request.topic)
 
     def finish(self) -> None:
@@ -255,6 +266,11 @@ def connection_closed(conn: Connection) -> dict[str, Any]:
         "reason": conn.close_reason,
         "seconds": round(time.time() - conn.connected_at, 3),
     }
+
+
+def _named(names: tuple[str, ...]) -> dict[str, Any]:
+    """``topic`` for one, ``topics`` for several: the ack names what the request named."""
+    return {"topic": names[0]} if len(names) == 1 else {"topics": list(names)}
 
 
 def _relevant(preferences: Preferences) -> Preferences | None:

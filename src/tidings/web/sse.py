@@ -3,15 +3,17 @@
 Each frame becomes an event named after its ``type`` whose data is the JSON frame;
 notifications carry ``id:`` so the browser's ``Last-Event-ID`` resumes exactly after
 them. Framing is the pure :func:`tidings.protocol.sse_event`. Clients act through the
-HTTP API (mark read, delete); topics are chosen with ``?topics=a,b``.
+HTTP API (mark read, delete, publish); topics are chosen with ``?topics=a,logs.*``
+(names or globs), replayed with ``&history=N`` or ``&since=<message id>``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import orjson
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -44,6 +46,7 @@ async def stream_endpoint(request: Request) -> StreamingResponse:
             after_header=request.headers.get("last-event-id"),
         )
         topics = _topics(request.query_params.get("topics"), principal.topics)
+        replay = _replay(request.query_params, topics)
         session = open_session(
             app,
             principal,
@@ -53,7 +56,7 @@ async def stream_endpoint(request: Request) -> StreamingResponse:
         )
     except Refused as refused:
         raise refused.error from None
-    return _Stream(session, _events(session, after, topics))
+    return _Stream(session, _events(session, after, replay))
 
 
 class _Stream(StreamingResponse):
@@ -84,15 +87,34 @@ def _topics(raw: str | None, allowed: tuple[str, ...]) -> list[str]:
     return topics
 
 
-async def _events(session: Session, after: str | None, topics: list[str]) -> AsyncIterator[bytes]:
+def _replay(query: Any, topics: list[str]) -> protocol.Subscribe | None:
+    """``?topics=`` with ``history=N`` or ``since=<message id>``, as one subscribe."""
+    if not topics:
+        return None
+    frame: dict[str, Any] = {"type": "subscribe", "topics": topics}
+    for name in ("history", "since"):
+        value = query.get(name)
+        if value is not None:
+            frame[name] = int(value) if name == "history" and value.isdigit() else value
+    try:
+        request = protocol.parse(orjson.dumps(frame))
+    except protocol.ProtocolError as exc:
+        raise ValidationFailed(exc.message, code=exc.code) from None
+    assert isinstance(request, protocol.Subscribe)
+    return request
+
+
+async def _events(
+    session: Session, after: str | None, replay: protocol.Subscribe | None
+) -> AsyncIterator[bytes]:
     conn = session.conn
     heartbeat = protocol.Heartbeat(interval=session.app.settings.heartbeat)
     tasks: list[asyncio.Task[None]] = []
     try:
         try:
             await session.start(after)
-            for topic in topics:
-                await session.app.hub.subscribe(conn, topic, None)
+            if replay is not None:
+                await session.app.rooms.subscribe(conn, replay)
         except TidingsError as exc:
             yield protocol.sse_retry(SSE_RETRY_MS) + protocol.sse_event(
                 frames.error(exc.code, exc.message)
