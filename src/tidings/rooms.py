@@ -61,7 +61,8 @@ class Rooms:
         self.history_size = settings.topic_history
         self.max_bytes = settings.publish_max_bytes
         self.publishes = Budgets(rate=settings.publish_rate, burst=settings.publish_burst)
-        self.flood = settings.publish_burst
+        self.flood = max(10, 2 * settings.publish_burst)
+        """Refused publishes in a row after which the connection closes with 4008."""
         app.hub.departed = self._departed
         app.hub.arrived = self._arrived
 
@@ -89,6 +90,7 @@ class Rooms:
             state = conn.rooms = TopicState()
         held = conn.holding
         conn.hold()
+        rooms: dict[str, set[str]] = {}
         try:
             for name in request.topics:
                 await self.app.hub.subscribe(conn, name, request.filter)
@@ -106,11 +108,13 @@ class Rooms:
                 extra = {"replayed": len(replay.frames), "truncated": replay.truncated}
             if request.presence:
                 for name in request.topics:
-                    conn.send(await self._enter(conn, state, name))
+                    users = await self._enter(conn, state, name)
+                    rooms[name] = set(users)
+                    conn.send(room_frame(name, users))
             return extra
         finally:
             if not held:
-                conn.release(skip=lambda frame: _replayed(state, frame))
+                conn.release(skip=lambda frame: _superseded(state, rooms, frame))
 
     async def unsubscribe(self, conn: Connection, name: str) -> bool:
         found = await self.app.hub.unsubscribe(conn, name)
@@ -171,8 +175,8 @@ class Rooms:
 
     # -- presence -----------------------------------------------------------------------
 
-    async def _enter(self, conn: Connection, state: TopicState, topic: str) -> bytes:
-        """Count ``conn`` in the room (once), watch its join/leave frames; the snapshot."""
+    async def _enter(self, conn: Connection, state: TopicState, topic: str) -> list[str]:
+        """Count ``conn`` in the room (once), watch its join/leave frames; who is there."""
         if state.presence is None:
             state.presence = set()
         if topic not in state.presence:
@@ -182,7 +186,7 @@ class Rooms:
                 await asyncio.wait_for(self.presence.join(topic, conn.user), JOIN_TIMEOUT)
             except TimeoutError:
                 raise Unavailable("presence is unavailable right now") from None
-        return room_frame(topic, await self.users(topic))
+        return await self.users(topic)
 
     async def users(self, topic: str) -> list[str]:
         return await self.presence.users(topic)
@@ -240,9 +244,18 @@ def _check_since(topic: str, since: MessageId, found: Any) -> bool:
     return False
 
 
-def _replayed(state: TopicState, frame: bytes) -> bool:
+def _superseded(state: TopicState, rooms: dict[str, set[str]], frame: bytes) -> bool:
+    """Whether a frame held during a subscribe is covered already: a message replayed,
+    or a join/leave that the presence snapshot sent meanwhile already reflects."""
     parsed = topics.frame_id(frame)
-    return parsed is not None and state.seen(*parsed)
+    if parsed is not None:
+        return state.seen(*parsed)
+    if rooms and frame.startswith((b'{"type":"join"', b'{"type":"leave"')):
+        change = orjson.loads(frame)
+        users = rooms.get(change.get("topic"))
+        if users is not None:
+            return (change["type"] == "join") == (change.get("user") in users)
+    return False
 
 
 def _data(frame: bytes) -> Any:
