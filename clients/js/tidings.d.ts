@@ -55,8 +55,27 @@ export interface Page {
 
 export interface TopicMessageFrame<T = unknown> {
   type: 'message';
+  /** The concrete topic (also under a glob subscription). */
   topic: string;
+  /** `<unix ms>-<sequence>`, increasing along the topic's history. */
+  id: string;
+  /** Unix milliseconds. */
+  ts: number;
+  /** The publishing end user, for client publishes. */
+  user?: string;
   data: T;
+}
+
+export type TopicFilter = Record<string, string | number | boolean | null | Array<string | number | boolean | null>>;
+
+export interface SubscribeOptions {
+  filter?: TopicFilter;
+  /** Replay the last N messages first (at most the server's TIDINGS_TOPIC_HISTORY). */
+  history?: number;
+  /** Replay every retained message after this message id first. */
+  since?: string | null;
+  /** Count this tab in the topic's room; `presence`, `join`, `leave` events follow. */
+  presence?: boolean;
 }
 
 export interface WelcomeFrame {
@@ -121,6 +140,9 @@ export interface TidingsEvents {
   deleted: (ids: string[]) => void;
   status: (status: Status) => void;
   message: (frame: TopicMessageFrame) => void;
+  presence: (room: { topic: string; users: string[] }) => void;
+  join: (change: { topic: string; user: string }) => void;
+  leave: (change: { topic: string; user: string }) => void;
   change: (state: { items: Notification[]; unread: number }) => void;
   welcome: (frame: WelcomeFrame) => void;
   resync: (frame: { type: 'resync'; reason?: string }) => void;
@@ -167,8 +189,12 @@ export declare class Tidings {
   subscribe<T = unknown>(
     topic: string,
     fn: (data: T, frame: TopicMessageFrame<T>) => void,
-    options?: { filter?: Record<string, string | number | boolean | null | Array<string | number | boolean | null>> },
+    options?: SubscribeOptions,
   ): () => void;
+  /** Publish as this user (JWT claim `publish`); WebSocket frame or REST. */
+  publish(topic: string, data: unknown): Promise<unknown>;
+  /** Users in a topic's room as this tab knows them (subscribed with `presence: true`). */
+  presence(topic: string): string[];
 }
 export default Tidings;
 
@@ -179,7 +205,10 @@ export declare function isResumeId(id: unknown): boolean;
 export declare function normalizeBase(url?: string, origin?: string): string;
 export declare function buildUrl(base: string, path: string, params?: Record<string, unknown>): string;
 export declare function wsUrl(base: string, params?: { token?: string | null; after?: string | null }): string;
-export declare function sseUrl(base: string, params?: { token?: string | null; after?: string | null; topics?: string[] }): string;
+export declare function sseUrl(base: string, params?: { token?: string | null; after?: string | null; topics?: string[]; history?: number }): string;
+export declare function compareMessageIds(a: string, b: string): number;
+export declare function isMessageId(id: unknown): boolean;
+export declare function messagesOf(frame: { type: string; [key: string]: unknown }): TopicMessageFrame[];
 export declare function apiUrl(base: string, path: string, params?: Record<string, unknown>): string;
 export declare function tokenExpiry(token: string): number | null;
 export declare function tokenClaims(token: string): Record<string, unknown> | null;

@@ -5,6 +5,10 @@
 // Tidings class is the thin, stateful shell that wires them to WebSocket, EventSource,
 // fetch and timers (all injectable).
 
+import { Room, messagesOf, topicMatches } from './tidings-rooms.js';
+
+export { Room, compareMessageIds, isMessageId, messagesOf, topicMatches } from './tidings-rooms.js';
+
 export const VERSION = '0.1.0';
 
 /** Connection states, as emitted by the `status` event. */
@@ -49,6 +53,7 @@ const STATUS_OF_TRANSPORT = { websocket: Status.OPEN, sse: Status.SSE, polling: 
 export const SERVER_FRAME_TYPES = Object.freeze([
   'welcome', 'notification', 'read', 'read_all', 'deleted', 'unread', 'message',
   'ping', 'pong', 'ack', 'list', 'error', 'resync', 'preferences',
+  'batch', 'presence', 'join', 'leave',
 ]);
 
 /** A failure reported by the server (error frame, HTTP error) or by the client. */
@@ -142,8 +147,9 @@ export function wsUrl(base, { token, after } = {}) {
   return buildUrl(base.replace(/^http/, 'ws'), '/ws', { token, after });
 }
 
-export function sseUrl(base, { token, after, topics } = {}) {
-  return buildUrl(base, '/api/v1/me/stream', { token, after, topics: topics?.length ? topics.join(',') : null });
+export function sseUrl(base, { token, after, topics, history } = {}) {
+  const named = topics?.length ? topics.join(',') : null;
+  return buildUrl(base, '/api/v1/me/stream', { token, after, topics: named, history: named && history > 0 ? history : null });
 }
 
 export function apiUrl(base, path, params = {}) {
@@ -291,14 +297,6 @@ function insertSorted(items, item) {
 }
 
 // -- topic matching --------------------------------------------------------------------
-
-/** Whether a topic subscription (exact name or `*`/`?` glob) covers `topic`. */
-export function topicMatches(pattern, topic) {
-  if (pattern === topic) return true;
-  if (!/[*?]/.test(pattern)) return false;
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${re}$`).test(topic);
-}
 
 /**
  * Whether topic message `data` passes a subscription filter `{field: value | [values]}`
@@ -678,14 +676,18 @@ export class Tidings {
   }
 
   /**
-   * Listen to a topic's ephemeral messages: `fn(data, frame)`. `filter` is
-   * `{field: value | [values]}` applied by the server. Returns an unsubscribe function.
+   * Listen to a topic's messages (or a glob's, `logs.*`): `fn(data, frame)`, where
+   * `frame` has `topic`, `id`, `ts` and, from a client publish, `user`. Options:
+   * `filter` (`{field: value | [values]}`, applied by the server), `history` (replay the
+   * last N first), `since` (replay after a message id), `presence` (count this tab in the
+   * topic's room; `presence`, `join` and `leave` events follow). After a reconnect the
+   * subscription resumes after the newest message id seen. Returns an unsubscribe function.
    */
-  subscribe(topic, fn, { filter } = {}) {
+  subscribe(topic, fn, { filter, history = 0, since = null, presence = false } = {}) {
     if (typeof topic !== 'string' || !topic) throw new TypeError('topic must be a non-empty string');
     let entry = this._topics.get(topic);
     if (!entry) {
-      entry = { filter: filter ?? null, fns: new Set() };
+      entry = new Room(topic, { filter: filter ?? null, history, since, presence });
       this._topics.set(topic, entry);
       this._sendSubscribe(topic, entry);
       this._topicsChanged();
@@ -703,6 +705,24 @@ export class Tidings {
         this._topicsChanged();
       }
     };
+  }
+
+  /**
+   * Publish `data` to a topic as this user (the token's `publish` claim must allow it).
+   * Over the WebSocket it is a `publish` frame answered by an ack; otherwise
+   * `POST /api/v1/me/topics/{topic}/messages`. Rejects with a TidingsError
+   * (`forbidden`, `rate_limited`, `too_large`).
+   */
+  async publish(topic, data) {
+    if (typeof topic !== 'string' || !topic) throw new TypeError('topic must be a non-empty string');
+    if (this._canSend()) return this._request({ type: 'publish', topic, data });
+    return this._rest('POST', `/me/topics/${encodeURIComponent(topic)}/messages`, {}, false, { data });
+  }
+
+  /** Users in a topic's room, as this tab knows them (subscribed with `presence: true`). */
+  presence(topic) {
+    const room = this._topics.get(topic);
+    return room ? [...room.users] : [];
   }
 
   // -- connection cycle ----------------------------------------------------------------
@@ -823,9 +843,10 @@ export class Tidings {
     }
     if (kind === 'sse') {
       if (!this._env.EventSource) return null;
-      // SSE takes exact topic names in the URL; patterns and filters are applied here.
-      const topics = [...this._topics.keys()].filter((t) => !/[*?]/.test(t));
-      return openEventSource(this._env.EventSource, sseUrl(this._base, { token: this._token, after, topics }), handlers);
+      // SSE names its topics and globs in the URL (with history); filters apply here.
+      const topics = [...this._topics.keys()];
+      const history = Math.max(0, ...[...this._topics.values()].filter((r) => !r.newest()).map((r) => r.history));
+      return openEventSource(this._env.EventSource, sseUrl(this._base, { token: this._token, after, topics, history }), handlers);
     }
     return this._openPolling(handlers);
   }
@@ -1060,7 +1081,19 @@ export class Tidings {
         return;
       }
       case 'message':
-        return this._onMessage(frame);
+      case 'batch':
+        for (const message of messagesOf(frame)) this._onMessage(message);
+        return;
+      case 'presence':
+      case 'join':
+      case 'leave': {
+        const room = this._topics.get(frame.topic);
+        if (room && room.applyPresence(frame)) {
+          if (frame.type !== 'presence') this._emit(frame.type, { topic: frame.topic, user: frame.user });
+          this._emit('presence', { topic: frame.topic, users: [...room.users] });
+        }
+        return;
+      }
       case 'ping':
         handle.send({ type: 'pong' });
         return;
@@ -1110,6 +1143,7 @@ export class Tidings {
     this._emit('message', frame);
     for (const [pattern, entry] of this._topics) {
       if (!topicMatches(pattern, frame.topic) || !matchesFilter(entry.filter, frame.data)) continue;
+      if (!entry.accept(frame)) continue; // replayed after a reconnect and already seen
       for (const fn of [...entry.fns]) {
         try {
           fn(frame.data, frame);
@@ -1282,9 +1316,15 @@ export class Tidings {
 
   _sendSubscribe(topic, entry, handle = this._canSend() ? this._conn : null) {
     if (!handle || handle.kind !== 'websocket' || handle !== this._conn) return;
-    const frame = { type: 'subscribe', topic };
-    if (entry.filter) frame.filter = entry.filter;
+    const frame = entry.subscribeFrame();
     this._request(frame).catch((err) => {
+      if (err?.code === 'unknown_since' || err?.code === 'invalid_since') {
+        // The topic's history no longer knows that id: start afresh from its history.
+        entry.seen.clear();
+        entry.since = null;
+        this._sendSubscribe(topic, entry, handle);
+        return;
+      }
       if (err?.code === 'disconnected' || err?.code === 'timeout') return; // resent on reconnect
       // Refused (not allowed by the token's topics, bad filter): stop asking for it.
       if (this._topics.get(topic) === entry) this._topics.delete(topic);
