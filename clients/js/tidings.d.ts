@@ -141,6 +141,8 @@ export interface TidingsEvents {
   status: (status: Status) => void;
   message: (frame: TopicMessageFrame) => void;
   presence: (room: { topic: string; users: string[] }) => void;
+  /** A coalesced batch arrived (the server's per-connection topic budget): its size and what it skipped. */
+  batch: (info: { messages: number; skipped: number }) => void;
   join: (change: { topic: string; user: string }) => void;
   leave: (change: { topic: string; user: string }) => void;
   change: (state: { items: Notification[]; unread: number }) => void;

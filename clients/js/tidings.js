@@ -1083,6 +1083,8 @@ export class Tidings {
       case 'message':
       case 'batch':
         for (const message of messagesOf(frame)) this._onMessage(message);
+        // A fast topic went over this connection's budget: newest kept, older skipped.
+        if (frame.type === 'batch') this._emit('batch', { messages: messagesOf(frame).length, skipped: frame.skipped || 0 });
         return;
       case 'presence':
       case 'join':

@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 
 from tidings.errors import Forbidden
-from tidings.web import fastpath
+from tidings.web import dev_logs, fastpath
 from tidings.web.api import AppDep
 from tidings.web.responses import JSONResponse
 from tidings.web.schemas import DevTokenIn, NotificationIn
@@ -21,6 +21,7 @@ from tidings.web.schemas import DevTokenIn, NotificationIn
 DEMO_PAGE = Path(__file__).parent / "static" / "demo.html"
 
 router = APIRouter()
+router.include_router(dev_logs.router)
 
 
 @router.get("/demo", include_in_schema=False)
@@ -33,7 +34,9 @@ async def dev_token(body: DevTokenIn, app: AppDep) -> dict[str, str]:
     """A token for any user, for the demo page. Development mode only."""
     if app.settings.jwt_secret is None:
         raise Forbidden("development tokens need an HS256 secret")
-    token = app.auth.mint(body.user, roles=body.roles, topics=body.topics, ttl=body.ttl)
+    token = app.auth.mint(
+        body.user, roles=body.roles, topics=body.topics, publish=body.publish, ttl=body.ttl
+    )
     return {"token": token}
 
 

@@ -130,6 +130,7 @@ class DevTokenIn(Strict):
     user: StrictStr = Field(min_length=1, max_length=200)
     roles: list[StrictStr] = Field(default_factory=list)
     topics: list[StrictStr] = Field(default_factory=list)
+    publish: list[StrictStr] = Field(default_factory=list)
     ttl: int = Field(3600, gt=0, le=86400)
 
 
