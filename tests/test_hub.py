@@ -11,7 +11,7 @@ from tidings import frames, ids
 from tidings.broker.memory import MemoryBroker
 from tidings.connection import Connection, ConnectionClosed
 from tidings.errors import CloseCode, RateLimited
-from tidings.hub import Hub
+from tidings.hub import LINGER, Hub
 from tidings.models import Notification, Principal
 from tidings.preferences import Preferences
 from tidings.protocol import parse_filter
@@ -205,9 +205,33 @@ async def test_topic_messages_reach_subscribers_whose_filter_matches(hub: Hub) -
     await hub.subscribe(everything, "logs", None)
     for level in ("info", "error"):
         hub.dispatch("t:logs", frames.message("logs", {"level": level}))
-    assert [orjson.loads(f)["data"]["level"] for f in drain(errors_only)] == ["error"]
-    assert [orjson.loads(f)["data"]["level"] for f in drain(everything)] == ["info", "error"]
+    await asyncio.sleep(2 * LINGER)  # the second one, soon after the first, lingers
+    assert [m["data"]["level"] for m in unbatched(drain(errors_only))] == ["error"]
+    assert [m["data"]["level"] for m in unbatched(drain(everything))] == ["info", "error"]
     assert drain(absent) == []
+
+
+def unbatched(sent: list[bytes]) -> list[dict]:
+    """Message frames, whether they came one by one or in ``batch`` frames."""
+    out = []
+    for raw in sent:
+        frame = orjson.loads(raw)
+        out += frame["messages"] if frame["type"] == "batch" else [frame]
+    return out
+
+
+async def test_a_busy_topic_goes_out_in_batches_and_a_glob_gets_each_message_once(
+    hub: Hub,
+) -> None:
+    both = await live(hub, ALICE)
+    await hub.subscribe(both, "logs.api", None)
+    await hub.subscribe(both, "logs.*", None)
+    for n in range(50):
+        hub.dispatch("t:logs.api", frames.message("logs.api", {"n": n}))
+    await asyncio.sleep(2 * LINGER)
+    sent = drain(both)
+    assert [m["data"]["n"] for m in unbatched(sent)] == list(range(50))
+    assert len(sent) == 2  # the first at once, the rest gathered into one batch
 
 
 async def test_unsubscribe_stops_topic_delivery_and_releases_the_channel(

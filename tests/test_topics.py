@@ -71,9 +71,9 @@ def test_the_budget_sends_up_to_its_rate_then_batches_the_newest() -> None:
     budget = Budget(rate=20, batch=2, window=0.1, clock=lambda: 0.0)
     state = TopicState()
     tick = budget.tick()
-    sent = [budget.admit(state, f'{{"n":{i}}}'.encode(), tick) for i in range(6)]
+    sent = [budget.admit(state, [f'{{"n":{i}}}'.encode()], tick) for i in range(6)]
     assert sent == [True, True, False, False, False, False]
     batch = orjson.loads(budget.take(state) or b"")
     assert batch == {"type": "batch", "messages": [{"n": 4}, {"n": 5}], "skipped": 2}
     assert budget.take(state) is None
-    assert budget.admit(state, b"{}", tick + 1)  # a new window, a new budget
+    assert budget.admit(state, [b"{}"], tick + 1)  # a new window, a new budget

@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--user", required=True)
     token.add_argument("--roles", default="", help="comma-separated roles")
     token.add_argument("--topics", default="", help="comma-separated topic patterns")
+    token.add_argument(
+        "--publish", default="", help="comma-separated topic patterns the user may publish to"
+    )
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
     token.set_defaults(run=_token)
 
@@ -223,7 +226,15 @@ def _token(args: argparse.Namespace) -> int:
         print("tidings: minting tokens needs TIDINGS_JWT_SECRET (HS256)", file=sys.stderr)
         return 2
     auth = Authenticator.from_settings(settings)
-    print(auth.mint(args.user, roles=_split(args.roles), topics=_split(args.topics), ttl=args.ttl))
+    print(
+        auth.mint(
+            args.user,
+            roles=_split(args.roles),
+            topics=_split(args.topics),
+            publish=_split(args.publish),
+            ttl=args.ttl,
+        )
+    )
     return 0
 
 

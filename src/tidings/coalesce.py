@@ -11,6 +11,10 @@ the waiting ones go out together as one frame,
 ``batch`` of them and counting the older ones as skipped. A browser following a topic
 of 5,000 messages a second thus gets at most ``rate`` single frames and ten batches a
 second, and always the latest lines. Notifications and other frames are not budgeted.
+
+Busy topics are batched before this, in the hub: messages of one topic arriving within
+5 ms of its last fan-out are gathered and fanned out together as one ``batch`` frame
+(``skipped`` 0), which counts as one frame of the budget.
 """
 
 from __future__ import annotations
@@ -64,19 +68,22 @@ class Budget:
         """The current window's number (one call per fan-out, not per connection)."""
         return int(self._clock() / self.window)
 
-    def admit(self, state: TopicState, frame: bytes, tick: int) -> bool:
-        """True: send ``frame`` now. False: it waits for :meth:`take` (it is kept)."""
+    def admit(self, state: TopicState, messages: list[bytes], tick: int) -> bool:
+        """True: send the frame of ``messages`` now (one frame, one or a batch). False:
+        they wait for :meth:`take` (they are kept)."""
         if state.window != tick:
             state.window = tick
             state.sent = 0
         if state.waiting is None and state.sent < self.per_window:
             state.sent += 1
             return True
-        if state.waiting is None:
-            state.waiting = deque(maxlen=self.batch)
-        elif len(state.waiting) == self.batch:
-            state.skipped += 1
-        state.waiting.append(frame)
+        waiting = state.waiting
+        if waiting is None:
+            waiting = state.waiting = deque(maxlen=self.batch)
+        overflow = len(waiting) + len(messages) - self.batch
+        if overflow > 0:
+            state.skipped += overflow
+        waiting.extend(messages)
         return False
 
     def take(self, state: TopicState) -> bytes | None:
@@ -86,10 +93,15 @@ class Budget:
         if not waiting:
             return None
         state.sent += 1
-        return (
-            b'{"type":"batch","messages":['
-            + b",".join(waiting)
-            + b'],"skipped":'
-            + str(skipped).encode()
-            + b"}"
-        )
+        return batch_frame(list(waiting), skipped)
+
+
+def batch_frame(messages: list[bytes], skipped: int = 0) -> bytes:
+    """``{"type":"batch","messages":[...],"skipped":N}`` from encoded message frames."""
+    return (
+        b'{"type":"batch","messages":['
+        + b",".join(messages)
+        + b'],"skipped":'
+        + str(skipped).encode()
+        + b"}"
+    )

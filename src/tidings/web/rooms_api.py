@@ -32,7 +32,7 @@ class RoomPresenceOut(BaseModel):
     status_code=202,
     tags=["topics"],
     response_model=PublishedOut,
-    responses=documented(401, 403, 413, 422, 429, 503),
+    responses=documented(400, 401, 403, 413, 422, 429, 503),
     openapi_extra=END_USER,
 )
 async def publish_as_user(
@@ -51,7 +51,7 @@ async def publish_as_user(
     "/users/{user}/presence",
     tags=["topics"],
     response_model=UserPresenceOut,
-    responses=documented(401, 503),
+    responses=documented(400, 401, 503),
     openapi_extra=BACKEND,
 )
 async def user_presence(
@@ -65,7 +65,7 @@ async def user_presence(
     "/topics/{topic}/presence",
     tags=["topics"],
     response_model=RoomPresenceOut,
-    responses=documented(401, 422, 503),
+    responses=documented(400, 401, 422, 503),
     openapi_extra=BACKEND,
 )
 async def room_presence(app: AppDep, key: ApiKey, topic: Topic) -> dict[str, Any]:
