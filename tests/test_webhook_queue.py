@@ -49,8 +49,8 @@ async def test_settle_deletes_delivered_reschedules_retries_keeps_failures(
     held = {c.event_id: c.id for c in await queue.claim(now_ms=1_000, limit=9, lease_ms=LEASE)}
     await queue.settle(
         delivered=[held["sent"]],
-        retries=[Retry(held["retry"], 3_000, "HTTP 503")],
-        given_up=[GiveUp(held["bad"], "HTTP 400")],
+        retries=[Retry(held["retry"], 1, 3_000, "HTTP 503")],
+        given_up=[GiveUp(held["bad"], 1, "HTTP 400")],
     )
     assert await queue.counts() == {"pending": 1, "failed": 1}
     assert await queue.claim(now_ms=2_999, limit=9, lease_ms=LEASE) == []
@@ -60,6 +60,19 @@ async def test_settle_deletes_delivered_reschedules_retries_keeps_failures(
     assert failed["event_id"] == "bad" and failed["last_error"] == "HTTP 400"
     assert await queue.forget_failed(before_ms=1_001) == 1
     assert await queue.counts() == {"pending": 1, "failed": 0}
+
+
+async def test_the_outcome_of_an_expired_claim_does_not_touch_the_new_one(
+    store: SqlStore,
+) -> None:
+    queue = WebhookQueue(store)
+    await queue.put(rows("a"))
+    [old] = await queue.claim(now_ms=1_000, limit=1, lease_ms=LEASE)
+    [new] = await queue.claim(now_ms=1_000 + LEASE, limit=1, lease_ms=LEASE)  # expired
+    await queue.settle(delivered=[], retries=[], given_up=[GiveUp(old.id, old.attempts, "x")])
+    assert await queue.counts() == {"pending": 1, "failed": 0}  # still the new claim's
+    await queue.settle(delivered=[], retries=[Retry(new.id, new.attempts, 1, "y")], given_up=[])
+    assert len(await queue.claim(now_ms=2 + 2 * LEASE, limit=1, lease_ms=LEASE)) == 1
 
 
 async def test_released_leases_are_due_at_once_without_counting_the_attempt(

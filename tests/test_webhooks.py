@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from realtime_helpers import wait_until
 from support import backend_headers, make_settings, user_headers
@@ -194,3 +195,29 @@ def test_webhook_urls_need_a_secret(tmp_path) -> None:
         Settings(webhook_urls="https://a.test/hook")
     ok = Settings(webhook_urls=" https://a.test/hook , http://127.0.0.1:9/x ", webhook_secret="s")
     assert ok.webhook_urls == ["https://a.test/hook", "http://127.0.0.1:9/x"]
+
+
+def test_rows_carry_a_unique_event_id_and_the_api_time_format(tmp_path) -> None:
+    from tidings.models import isoformat, utc_from_ms
+    from tidings.store import SqlStore
+    from tidings.store.webhooks import WebhookQueue
+    from tidings.webhooks import WebhookConfig
+    from tidings.webhooks.signing import body
+
+    moments = iter([1_700_000_000.25, 1_700_000_000.5, 1_700_000_001.0])  # exact in binary
+    store = SqlStore(f"sqlite+aiosqlite:///{tmp_path}/t.db", max_age_ms=1, max_items=1)
+    config = WebhookConfig(urls=("http://a.test/1", "http://b.test/2"), secret="s")
+    webhooks = Webhooks(WebhookQueue(store), config, clock=lambda: next(moments))
+    made = [webhooks.rows("t", [{"n": n}]) for n in range(3)]
+    for rows, ms in zip(
+        made, (1_700_000_000_250, 1_700_000_000_500, 1_700_000_001_000), strict=True
+    ):
+        assert [r["url"] for r in rows] == list(config.urls)
+        event = orjson.loads(rows[0]["body"])
+        assert event["created_at"] == isoformat(utc_from_ms(ms))
+        assert (
+            rows[0]["body"]
+            == rows[1]["body"]
+            == body(event["id"], "t", event["created_at"], event["data"]).decode()
+        )
+    assert len({orjson.loads(rows[0]["body"])["id"] for rows in made}) == 3

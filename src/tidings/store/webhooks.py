@@ -41,6 +41,8 @@ class Claimed:
 @dataclass(frozen=True, slots=True)
 class Retry:
     id: int
+    attempts: int
+    """The claim's attempt count: the row is only changed while it is still that claim."""
     due_at: int
     error: str
 
@@ -48,6 +50,7 @@ class Retry:
 @dataclass(frozen=True, slots=True)
 class GiveUp:
     id: int
+    attempts: int
     error: str
 
 
@@ -116,12 +119,15 @@ class WebhookQueue:
                 _by_id().values(
                     due_at=bindparam("b_due"), locked_until=0, last_error=bindparam("b_error")
                 ),
-                [{"b_id": r.id, "b_due": r.due_at, "b_error": r.error} for r in retries],
+                [
+                    {"b_id": r.id, "b_attempts": r.attempts, "b_due": r.due_at, "b_error": r.error}
+                    for r in retries
+                ],
             )
         if given_up:
             await conn.execute(
                 _by_id().values(status=FAILED, locked_until=0, last_error=bindparam("b_error")),
-                [{"b_id": g.id, "b_error": g.error} for g in given_up],
+                [{"b_id": g.id, "b_attempts": g.attempts, "b_error": g.error} for g in given_up],
             )
 
     async def release(self, claimed: Sequence[int], *, now_ms: int) -> None:
@@ -199,4 +205,8 @@ _CLAIM_SQLITE = _claim(skip_locked=False)
 
 
 def _by_id() -> Any:
-    return update(deliveries).where(deliveries.c.id == bindparam("b_id"))
+    """The row of one claim: if its lease ran out and another process claimed it again
+    (the attempt count moved on), the outcome of the old claim no longer applies."""
+    return update(deliveries).where(
+        deliveries.c.id == bindparam("b_id"), deliveries.c.attempts == bindparam("b_attempts")
+    )

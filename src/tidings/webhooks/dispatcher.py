@@ -30,7 +30,6 @@ import httpx
 
 from tidings import __version__, telemetry
 from tidings.errors import TidingsError
-from tidings.models import isoformat, utc_from_ms
 from tidings.store.webhooks import Claimed, GiveUp, Retry, WebhookQueue
 from tidings.tasks import BackgroundTasks
 from tidings.webhooks import signing
@@ -92,6 +91,11 @@ class Webhooks:
             max_age_ms=int((config.max_age_s if config else 0) * 1000),
         )
         self._buffer: list[dict[str, Any]] = []
+        self._prefix = secrets.token_hex(8)
+        """Event ids are this process's random prefix and a counter: unique, and cheap."""
+        self._issued = 0
+        self._second = -1
+        self._second_text = ""
         self._buffered = asyncio.Event()
         self._wake = asyncio.Event()
         self._sending: dict[asyncio.Task[None], Claimed] = {}
@@ -127,10 +131,11 @@ class Webhooks:
             return []
         assert self.config is not None
         now_ms = int(self.clock() * 1000)
-        created_at = isoformat(utc_from_ms(now_ms))
+        created_at = self._timestamp(now_ms)
         rows = []
         for item in data:
-            event_id = "evt_" + secrets.token_hex(12)
+            self._issued += 1
+            event_id = f"evt_{self._prefix}{self._issued:08x}"
             body = signing.body(event_id, event_type, created_at, item).decode()
             rows += [
                 {
@@ -144,6 +149,14 @@ class Webhooks:
                 for url in self.config.urls
             ]
         return rows
+
+    def _timestamp(self, now_ms: int) -> str:
+        """``created_at`` text; the second's part is formatted once per second."""
+        second, ms = divmod(now_ms, 1000)
+        if second != self._second:
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._second_text}.{ms:03d}Z"
 
     def written(self) -> None:
         """Rows from :meth:`rows` were committed: look at the queue now."""
@@ -296,7 +309,7 @@ class Webhooks:
             )
         if due is not None:
             telemetry.count_webhook(Verdict.RETRY.value)
-            self._retries.append(Retry(claimed.id, due, error))
+            self._retries.append(Retry(claimed.id, claimed.attempts, due, error))
             log.warning(
                 "webhook %s %s to %s: %s; attempt %d, next in %.1f s",
                 claimed.type,
@@ -308,7 +321,7 @@ class Webhooks:
             )
             return
         telemetry.count_webhook(Verdict.GIVE_UP.value)
-        self._given_up.append(GiveUp(claimed.id, error))
+        self._given_up.append(GiveUp(claimed.id, claimed.attempts, error))
         log.error(
             "webhook %s %s to %s given up after %d attempts: %s",
             claimed.type,
