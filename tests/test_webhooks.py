@@ -53,11 +53,11 @@ async def test_created_and_read_events_arrive_signed(tmp_path) -> None:
     with Receiver() as receiver:
         async with running(tmp_path, receiver.url) as (application, client):
             made = await create(client, {"users": ["alice"], "roles": ["ops"]}, "Deploy done")
-            await wait_until(lambda: bool(receiver.accepted("notification.created")), 5)
+            await wait_until(lambda: bool(receiver.accepted("notification.created")), 10)
             alice = user_headers(application, "alice")
             await client.post(f"/api/v1/me/notifications/{made['id']}/read", headers=alice)
             await client.post("/api/v1/me/notifications/read-all", headers=alice)
-            await wait_until(lambda: len(receiver.accepted("notification.read")) == 2, 5)
+            await wait_until(lambda: len(receiver.accepted("notification.read")) == 2, 10)
     [delivery] = [d for d in receiver.deliveries if d.body["type"] == "notification.created"]
     assert delivery.signed_with(SECRET)
     assert not delivery.signed_with("another secret")
@@ -77,7 +77,7 @@ async def test_every_url_gets_every_event(tmp_path) -> None:
     with Receiver() as first, Receiver() as second:
         async with running(tmp_path, first.url, second.url) as (_, client):
             await create(client, {"all": True})
-            await wait_until(lambda: bool(first.accepted() and second.accepted()), 5)
+            await wait_until(lambda: bool(first.accepted() and second.accepted()), 10)
     assert first.accepted()[0]["id"] == second.accepted()[0]["id"]
 
 
@@ -86,14 +86,14 @@ async def test_a_failing_receiver_gets_the_event_again_after_a_backoff(tmp_path)
         async with running(tmp_path, receiver.url) as (application, client):
             started = time.monotonic()
             await create(client, {"users": ["bob"]})
-            await wait_until(lambda: bool(receiver.accepted()), 8, "delivery after a 503")
+            await wait_until(lambda: bool(receiver.accepted()), 15, "delivery after a 503")
             took = time.monotonic() - started
             queue = queue_of(application).queue
 
             async def settled() -> bool:
                 return (await queue.counts())["pending"] == 0
 
-            await wait_until(settled, 2, "the delivered row deleted")
+            await wait_until(settled, 5, "the delivered row deleted")
     assert [d.status for d in receiver.deliveries] == [503, 200]
     assert len({d.body["id"] for d in receiver.deliveries}) == 1  # the same event each time
     assert 0.8 <= took < 4  # retried after ~1 s
@@ -103,12 +103,13 @@ async def test_a_hanging_receiver_delays_nobody_and_is_retried(tmp_path) -> None
     with Receiver(HANG, hang_seconds=3) as receiver:
         async with running(tmp_path, receiver.url, webhook_timeout=0.5) as (_, client):
             await create(client, {"users": ["carol"]}, "first")
-            await wait_until(lambda: bool(receiver.deliveries), 5)  # the first send now hangs
+            await wait_until(lambda: bool(receiver.deliveries), 10)  # the first send now hangs
             started = time.monotonic()
             for n in range(20):
                 await create(client, {"users": ["carol"]}, f"more {n}")
-            assert time.monotonic() - started < 1.0  # creates never wait for the receiver
-            await wait_until(lambda: len(receiver.accepted()) == 21, 8, "all 21 delivered")
+            # Waiting for the receiver would cost each create the 0.5 s timeout at least.
+            assert time.monotonic() - started < 20 * 0.5 / 2
+            await wait_until(lambda: len(receiver.accepted()) == 21, 15, "all 21 delivered")
     assert receiver.deliveries[0].status == HANG
     titles = [b["data"]["notification"]["title"] for b in receiver.accepted()]
     assert sorted(titles) == sorted(["first", *(f"more {n}" for n in range(20))])
@@ -121,12 +122,12 @@ async def test_a_refusing_receiver_is_given_up_at_once_and_kept_for_operators(
         async with running(tmp_path, receiver.url) as (application, client):
             await create(client, {"users": ["dan"]})
             queue = queue_of(application).queue
-            await wait_until(lambda: bool(receiver.deliveries), 5)
+            await wait_until(lambda: bool(receiver.deliveries), 10)
 
             async def failed() -> bool:
                 return (await queue.counts())["failed"] == 1
 
-            await wait_until(failed, 5)
+            await wait_until(failed, 10)
             [row] = await queue.failed()
     assert row["last_error"] == "HTTP 401" and row["attempts"] == 1
     assert len(receiver.deliveries) == 1
@@ -142,7 +143,7 @@ async def test_retries_stop_after_max_attempts(tmp_path) -> None:
             async def failed() -> bool:
                 return (await queue.counts()) == {"pending": 0, "failed": 1}
 
-            await wait_until(failed, 6)
+            await wait_until(failed, 12)
     assert [d.status for d in receiver.deliveries] == [500, 500]
 
 
@@ -154,7 +155,7 @@ async def test_an_unreachable_receiver_is_retried(tmp_path) -> None:
         await create(client, {"users": ["fay"]})
         await asyncio.sleep(0.3)  # the first attempt is refused
         with Receiver(port=port) as back:
-            await wait_until(lambda: bool(back.accepted()), 6, "delivery once the receiver is up")
+            await wait_until(lambda: bool(back.accepted()), 12, "delivery once the receiver is up")
 
 
 async def test_with_no_url_nothing_is_queued_and_nothing_runs(tmp_path) -> None:
