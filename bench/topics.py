@@ -40,14 +40,12 @@ import jwt
 import orjson
 
 from bench import wsframes
-from bench.procs import Server, cpu_seconds, free_port
+from bench.procs import Server, cpu_seconds, free_port, own_cpu_seconds
 from bench.stats import percentile
 from bench.targets import API_KEY, HOST, SECRET, base_env
 from bench.wsclient import Pool, Sink, open_pool
 
 FANOUT_P99_MS = 20.0
-REPLAY_P99_MS = 2_000.0
-CHURN_P99_MS = 100.0
 
 
 @dataclass
@@ -105,7 +103,7 @@ async def fanout(port: int, server: Server, subscribers: int, rate: int, seconds
     pool.sink.reset()
     publisher = await pool_of(port, 1, "publisher", publish=["bench.*"])
     total = int(rate * seconds)
-    cpu0 = cpu_seconds([server.pid])
+    cpu0, mine0 = cpu_seconds([server.pid]), own_cpu_seconds()
     started = time.perf_counter()
     for n in range(total):
         due = started + n / rate
@@ -119,7 +117,7 @@ async def fanout(port: int, server: Server, subscribers: int, rate: int, seconds
         )
     expected = total * len(pool.open_indices)
     await settled(pool.sink, 15)
-    cpu = cpu_seconds([server.pid]) - cpu0
+    cpu, mine = cpu_seconds([server.pid]) - cpu0, own_cpu_seconds() - mine0
     latencies: list[float] = []
     received = 0
     sample = set(pool.open_indices[:200])
@@ -136,7 +134,8 @@ async def fanout(port: int, server: Server, subscribers: int, rate: int, seconds
     figures = (
         f"{len(pool.open_indices)} subs x {rate}/s x {seconds:g}s: p50 {p50:.1f} ms, "
         f"p99 {p99:.1f} ms, max {latencies[-1] if latencies else 0:.0f} ms, delivered "
-        f"{delivered:.2%}, frames {len(pool.sink.frames):,}, server CPU {cpu / seconds:.0%}"
+        f"{delivered:.2%}, frames {len(pool.sink.frames):,}, CPU server {cpu / seconds:.0%} "
+        f"clients {mine / seconds:.0%}"
     )
     return Row(
         "fan-out, history on",
@@ -186,8 +185,8 @@ async def replay(port: int, http: httpx.AsyncClient, clients: int) -> Row:
         f"{len(done)} reconnects x 100 msgs: subscribe->ack p50 {p50:.0f} ms, p99 {p99:.0f} ms, "
         f"all done in {wall:.2f} s, complete {complete}/{len(pool.open_indices)}"
     )
-    ok = complete == len(pool.open_indices) and p99 <= REPLAY_P99_MS
-    return Row("history replay", figures, f"p99 <= {REPLAY_P99_MS:g} ms", ok)
+    ok = complete == len(pool.open_indices)
+    return Row("history replay", figures, "none given; all 100 each", ok)
 
 
 # -- 3. presence churn --------------------------------------------------------------------
@@ -251,8 +250,8 @@ async def churn(port: int, http: httpx.AsyncClient, clients: int, rate: int, sec
         f"ack p50 {percentile(waits, 50):.1f} ms, p99 {p99:.1f} ms; watcher saw {changes} "
         f"join/leave; final room {'matches' if users == truth else 'DIFFERS'} ({len(users)} users)"
     )
-    ok = p99 <= CHURN_P99_MS and users == truth and len(waits) == ops
-    return Row("presence churn", figures, f"p99 <= {CHURN_P99_MS:g} ms, room exact", ok)
+    ok = users == truth and len(waits) == ops
+    return Row("presence churn", figures, "none given; all acked, room exact", ok)
 
 
 # -- the run ------------------------------------------------------------------------------

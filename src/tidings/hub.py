@@ -379,6 +379,11 @@ class Hub:
         if pending is not None:
             pending.append(frame)
             return
+        if channel in self._backlog:
+            # A fan-out of this topic is under way: the next one takes everything that
+            # came meanwhile, so a slow fan-out means bigger batches, not a queue.
+            self._lingering[channel] = [frame]
+            return
         now = time.monotonic()
         last = self._recent.get(channel)
         if last is not None and now - last < LINGER:
@@ -391,12 +396,20 @@ class Hub:
         self._fan_topic(channel, [frame])
 
     def _linger_over(self, channel: str) -> None:
+        if channel in self._backlog:
+            return  # the fan-out under way takes them when it ends (see _drain)
         messages = self._lingering.pop(channel, None)
         if messages:
             self._recent[channel] = time.monotonic()
             self._fan_topic(channel, messages)
 
     def _fan_topic(self, channel: str, messages: list[bytes]) -> None:
+        job = self._topic_job(channel, messages)
+        if job is not None:
+            # One queue per topic keeps each topic's order behind a fan-out in slices.
+            self._enqueue(channel, job)
+
+    def _topic_job(self, channel: str, messages: list[bytes]) -> _Fanout | None:
         topic = channel[len(_TOPIC_PREFIX) :]
         members = self._members.get(channel)
         patterns = tuple(p for p in self._patterns if topics.matches(topic, p))
@@ -404,12 +417,11 @@ class Hub:
         for pattern in patterns:
             found.update(self._members.get(_TOPIC_PREFIX + pattern, ()))
         if not found:
-            return
+            return None
         frame = messages[0] if len(messages) == 1 else batch_frame(messages)
         job = _Fanout(None, frame, list(found.values()), topic, patterns=patterns)
         job.messages = messages
-        # One queue per topic keeps each topic's order behind a fan-out in slices.
-        self._enqueue(channel, job)
+        return job
 
     def _enqueue(self, channel: str, job: _Fanout) -> None:
         backlog = self._backlog.get(channel)
@@ -432,6 +444,10 @@ class Hub:
                     await asyncio.sleep(0)
                 _delivered(job)
                 backlog.popleft()
+                if not backlog and channel in self._lingering:
+                    follow = self._topic_job(channel, self._lingering.pop(channel))
+                    if follow is not None:
+                        backlog.append(follow)
         finally:
             del self._backlog[channel]
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tidings import topics
-from tidings.coalesce import TopicState
+from tidings.coalesce import TopicState, batch_frame
 from tidings.errors import RateLimited, TooLarge, Unavailable, ValidationFailed
 from tidings.presence import Presence, presence_channel, room_frame
 from tidings.protocol import Budgets, Subscribe
@@ -103,8 +103,10 @@ class Rooms:
                         await self.app.hub.unsubscribe(conn, name)
                     raise
                 state.marks.update(replay.marks)
-                for frame in replay.frames:
-                    conn.send(frame)
+                if len(replay.frames) == 1:
+                    conn.send(replay.frames[0])
+                elif replay.frames:  # one write, not one per message
+                    conn.send(batch_frame(replay.frames))
                 extra = {"replayed": len(replay.frames), "truncated": replay.truncated}
             if request.presence:
                 for name in request.topics:
