@@ -159,7 +159,7 @@ async def test_resume_returns_what_came_after_oldest_first(store: SqlStore) -> N
     made = await create(store, *(note(f"n{i}", all=True) for i in range(4)))
     missed = await store.after(CAROL, made[1], now_ms=ids.time_ms(), limit=10)
     assert missed is not None
-    assert [m.title for m in missed] == ["n2", "n3"]
+    assert [m.notification.title for m in missed] == ["n2", "n3"]
     assert await store.after(CAROL, made[0], now_ms=ids.time_ms(), limit=2) is None
 
 

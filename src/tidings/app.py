@@ -22,6 +22,7 @@ from tidings.redaction import redact
 from tidings.rooms import Rooms
 from tidings.service import NotificationService
 from tidings.settings import Settings
+from tidings.snoozes import SnoozeWaker
 from tidings.store import SqlStore
 from tidings.store.migrate import upgrade
 from tidings.store.templates import TemplateStore
@@ -64,6 +65,7 @@ class App:
         self.feed = Feed(
             store=self.store,
             deliver=self.hub.deliver,
+            deliver_change=self.hub.deliver_change,
             # One process alone (memory broker) has nobody to wake up.
             announce=None if settings.broker_url.startswith("memory") else self._announce,
             poll_interval=settings.feed_poll_interval,
@@ -86,6 +88,8 @@ class App:
             on_committed=self.feed.committed,
             sweep_interval=settings.sweep_interval,
         )
+        self.snoozes = SnoozeWaker(store=self.store, hub=self.hub)
+        """Pushes snoozed notifications back when they wake (every process, from the store)."""
         self.cluster = Cluster(
             self,
             create_directory(settings.broker_url, prefix=getattr(self.broker, "prefix", "")),
@@ -112,6 +116,7 @@ class App:
         await self.outbound.start()
         await self.service.start()
         await self.webhooks.start()
+        await self.snoozes.start()
         await self.cluster.start()
         await self.presence.start()
         log.info(
@@ -132,6 +137,7 @@ class App:
         self.hub.close_all(CloseCode.SERVICE_RESTART)
         await self.presence.stop()
         await self.cluster.stop()
+        await self.snoozes.stop()
         await self.service.stop()
         await self.feed.stop()
         await self.outbound.stop()
@@ -177,6 +183,7 @@ class App:
             for part in (
                 self.feed.alive(),
                 self.service.alive(),
+                self.snoozes.alive(),
                 self.cluster.alive(),
                 self.webhooks.alive(),
                 self.presence.alive(),

@@ -10,6 +10,12 @@ notification at or below :attr:`Connection.last_id` was delivered already (it ar
 through ``u:alice`` and ``r:admin``, or both by replay and live) and is dropped. While
 *holding* (during the resume replay) live frames are buffered, then flushed through the
 same watermark, so the client sees no gap, no duplicate and no reordering.
+
+The watermark is a log position: a notification's id, or the position a change to it
+took (see :mod:`tidings.feed`). A change is offered as a :class:`~tidings.frames.Change`
+and becomes its frame only when it leaves the hold, against the watermark then: a
+connection that may hold the notification gets ``updated`` (or ``deleted``), one that
+was never given it gets it as a ``notification`` (or nothing, if retracted).
 """
 
 from __future__ import annotations
@@ -22,12 +28,14 @@ from collections.abc import Callable
 
 from tidings.coalesce import TopicState
 from tidings.errors import CloseCode
+from tidings.frames import Change
 from tidings.models import Principal
 from tidings.preferences import Preferences
 from tidings.protocol import TopicFilter
 
 Item = tuple[str | None, bytes]
-"""(notification id or None, encoded frame)."""
+"""(log position or None, encoded frame)."""
+Held = tuple[str | None, bytes | Change]
 
 
 class ConnectionClosed(Exception):
@@ -65,7 +73,7 @@ class Connection:
         """The newest notification id this connection has been given (or resumed after)."""
         self._limit = outbox_size
         self._outbox: deque[Item] = deque()
-        self._held: deque[Item] | None = None
+        self._held: deque[Held] | None = None
         self._direct: Callable[[bytes], bool] | None = None
         self._on_slow = on_slow
         self._ready = asyncio.Event()
@@ -98,7 +106,7 @@ class Connection:
 
     # -- producers (never await) ----------------------------------------------------------
 
-    def offer(self, frame: bytes, notification_id: str | None = None) -> bool:
+    def offer(self, frame: bytes | Change, notification_id: str | None = None) -> bool:
         """Queue a live frame from the hub; False if the connection is (now) closed."""
         if self._closing:
             return False
@@ -127,12 +135,22 @@ class Connection:
         """
         self._direct = writer
 
-    def _enqueue(self, frame: bytes, notification_id: str | None) -> bool:
+    def _enqueue(self, frame: bytes | Change, notification_id: str | None) -> bool:
         if notification_id is not None:
             if self.last_id is not None and notification_id <= self.last_id:
                 return True  # delivered already
-            self.last_id = notification_id
+            if isinstance(frame, Change):
+                unseen = self.last_id is not None and frame.notification_id > self.last_id
+                chosen = frame.new if unseen else frame.seen
+                self.last_id = notification_id
+                if chosen is None:
+                    return True
+                frame = chosen
+            else:
+                self.last_id = notification_id
             self.delivered += 1
+        elif isinstance(frame, Change):
+            raise TypeError("a change needs its log position")
         if self._direct is not None:
             if self._direct(frame):
                 return True

@@ -11,7 +11,13 @@ hands every notification above it to the hub exactly once, in id order:
 - Otherwise (another process committed in between, a wake-up from the broker, or the
   periodic poll) the feed reads the rows above its cursor from the store, oldest first.
 
-The broker carries only wake-ups (the newest id) between processes. Losing one delays
+Changes after sending (an update, a retraction, a create that replaces by key) take a
+new position in the same log, minted under the same write lock as ids: the feed reads
+them in log order like new notifications, and hands them to the hub as changes. A
+notification changed twice before the feed read it is read once, in its final state.
+Positions and ids share one space, so "the highest position" is still "the cursor".
+
+The broker carries only wake-ups (the newest position) between processes. Losing one delays
 delivery until the next wake-up or poll, never loses or reorders anything; so a Redis
 outage, a hung Redis or a process cut off from Redis cost latency, not correctness.
 """
@@ -26,7 +32,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from tidings import ids
 from tidings.errors import TidingsError
 from tidings.models import Notification
-from tidings.store import CreateOutcome, SqlStore, StoredBatch
+from tidings.store import CreateOutcome, LogEntry, SqlStore, StoredBatch
 from tidings.tasks import BackgroundTasks
 
 log = logging.getLogger("tidings.feed")
@@ -37,6 +43,8 @@ FEED_CHANNEL = "feed"
 READ_BATCH = 500
 Deliver = Callable[[str, Sequence[str], None, Notification], None]
 """The hub's ``deliver(notification_id, audience_keys, frame, item)``."""
+DeliverChange = Callable[[str, Sequence[str], Notification, str], None]
+"""The hub's ``deliver_change(position, audience_keys, item, change)``."""
 Announce = Callable[[bytes], Awaitable[None]]
 
 
@@ -48,12 +56,14 @@ class Feed:
         *,
         store: SqlStore,
         deliver: Deliver,
+        deliver_change: DeliverChange | None = None,
         announce: Announce | None = None,
         poll_interval: float = 1.0,
         clock: Callable[[], int] = ids.time_ms,
     ) -> None:
         self.store = store
         self.deliver = deliver
+        self.deliver_change = deliver_change
         self.announce = announce
         self.poll_interval = poll_interval
         self.clock = clock
@@ -93,7 +103,7 @@ class Feed:
         else:
             self._local.append(batch)
             self._wake.set()
-        newest = ids.decode(batch.outcomes[-1].notification.id)
+        newest = batch.outcomes[-1].log_position
         if newest > self._newest_to_announce:
             self._newest_to_announce = newest
             self._announced.set()
@@ -156,7 +166,7 @@ class Feed:
         self.reads += 1
         now = self.clock()
         for entry in entries:
-            self._fan_out(entry.notification, entry.audience_keys, now)
+            self._fan_out(entry, now)
         if until is not None and not entries:
             # Nothing between the cursor and our own batch (the sweep took it): move on.
             self.cursor = max(self.cursor, until)
@@ -165,17 +175,26 @@ class Feed:
     def _fan_out_outcomes(self, outcomes: Sequence[CreateOutcome]) -> None:
         now = self.clock()
         for outcome in outcomes:
-            self._fan_out(outcome.notification, outcome.audience_keys, now)
+            entry = LogEntry(
+                outcome.notification, outcome.audience_keys, outcome.log_position, outcome.change
+            )
+            self._fan_out(entry, now)
 
-    def _fan_out(self, item: Notification, keys: Sequence[str], now_ms: int) -> None:
-        value = ids.decode(item.id)
-        if value <= self.cursor:
+    def _fan_out(self, entry: LogEntry, now_ms: int) -> None:
+        item, keys = entry.notification, entry.audience_keys
+        if entry.position <= self.cursor:
             return
-        self.cursor = value
-        if item.expires_at is not None and item.expires_at.timestamp() * 1000 <= now_ms:
+        self.cursor = entry.position
+        expired = item.expires_at is not None and item.expires_at.timestamp() * 1000 <= now_ms
+        if expired and entry.change != "retracted":
             return
         self.delivered += 1
         try:
+            if entry.change is not None:
+                if self.deliver_change is not None:
+                    position = ids.encode(entry.position)
+                    self.deliver_change(position, keys, item, entry.change)
+                return
             self.deliver(item.id, keys, None, item)  # encoded only if someone here reads it
         except Exception:  # one bad item must not stop the log
             log.exception(

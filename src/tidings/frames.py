@@ -7,23 +7,95 @@ log (:mod:`tidings.feed`), not the broker.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
 
-from tidings.models import Notification, match_locale
+from tidings.models import Notification, isoformat, match_locale
 
 
 def encode(frame: dict[str, Any]) -> bytes:
     return orjson.dumps(frame)
 
 
-def notification(item: Notification, locale: str | None = None, *, silent: bool = False) -> bytes:
-    """The frame of a notification in the reader's ``locale``; ``silent`` during do-not-disturb."""
+def notification(
+    item: Notification,
+    locale: str | None = None,
+    *,
+    silent: bool = False,
+    position: str | None = None,
+    woke: bool = False,
+) -> bytes:
+    """The frame of a notification in the reader's ``locale``; ``silent`` during do-not-disturb.
+
+    ``position``: its place in the log when that is not its id (it was changed before
+    this client first saw it); clients resume after the highest position they saw.
+    ``woke``: a snoozed notification back in the inbox (its id may be old).
+    """
     frame: dict[str, Any] = {"type": "notification", "notification": item.to_public(locale)}
     if silent:
         frame["silent"] = True
+    if position is not None and position != item.id:
+        frame["position"] = position
+    if woke:
+        frame["woke"] = True
     return encode(frame)
+
+
+def updated(item: Notification, locale: str | None = None, *, position: str | None = None) -> bytes:
+    """A notification changed. From the log (``position`` set: the backend changed it) it
+    carries what every recipient shares, without read state; without ``position`` it is
+    this user's own change (read again, archived, snoozed) and carries the whole item."""
+    if position is None:
+        return encode({"type": "updated", "notification": item.to_public(locale)})
+    return encode({"type": "updated", "notification": item.content(locale), "position": position})
+
+
+def retracted(notification_id: str, position: str) -> bytes:
+    """The backend took a notification back: a ``deleted`` frame with its log position."""
+    return encode(
+        {"type": "deleted", "ids": [notification_id], "retracted": True, "position": position}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A change from the log for one connection, whose frame depends on what it delivered:
+    ``seen`` if it may hold the notification (``updated``, ``deleted``), ``new`` if the
+    notification was committed after everything it was given (None: nothing to send)."""
+
+    notification_id: str
+    seen: bytes
+    new: bytes | None
+
+
+class ChangeFrames:
+    """One change's frames per locale, each encoded once, lazily (see NotificationFrames)."""
+
+    __slots__ = ("_by_locale", "change", "item", "position")
+
+    def __init__(self, item: Notification, change: str, position: str) -> None:
+        self.item = item
+        self.change = change
+        self.position = position
+        self._by_locale: dict[str | None, Change] = {}
+
+    def frame(self, locale: str | None) -> Change:
+        variant = match_locale(self.item.locales, locale)
+        found = self._by_locale.get(variant)
+        if found is None:
+            if self.change == "retracted":
+                found = Change(self.item.id, retracted(self.item.id, self.position), None)
+            else:
+                found = Change(
+                    self.item.id,
+                    updated(self.item, variant, position=self.position),
+                    notification(self.item, variant, position=self.position),
+                )
+            self._by_locale[variant] = found
+        return found
 
 
 class NotificationFrames:
@@ -73,6 +145,16 @@ def read_all(through: str | None) -> bytes:
 
 def deleted(ids: list[str]) -> bytes:
     return encode({"type": "deleted", "ids": ids})
+
+
+def archived(ids: list[str]) -> bytes:
+    """The user archived these: they leave the inbox (``?archived=true`` lists them)."""
+    return encode({"type": "archived", "ids": ids})
+
+
+def snoozed(ids: list[str], until: datetime | None) -> bytes:
+    """The user snoozed these: hidden until ``until``, then back as a ``notification``."""
+    return encode({"type": "snoozed", "ids": ids, "until": isoformat(until) if until else None})
 
 
 def unread(count: int) -> bytes:

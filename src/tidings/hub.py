@@ -39,7 +39,7 @@ from tidings.broker.base import Broker
 from tidings.coalesce import Budget, TopicState, batch_frame
 from tidings.connection import Connection
 from tidings.errors import RateLimited
-from tidings.frames import NotificationFrames
+from tidings.frames import ChangeFrames, NotificationFrames
 from tidings.models import Notification, Principal, topic_channel, user_key
 from tidings.preferences import Preferences, from_public
 from tidings.presence import presence_channel
@@ -66,6 +66,8 @@ class _Fanout:
     topic: str | None
     variants: NotificationFrames | None = None
     """Set when readers may need another frame than ``frame``: locales, preferences."""
+    change: ChangeFrames | None = None
+    """Set for a change from the log: each connection's frame depends on its watermark."""
     patterns: tuple[str, ...] = ()
     """Globs of local subscriptions that match ``topic``."""
     messages: list[bytes] | None = None
@@ -351,6 +353,21 @@ class Hub:
             job.variants = NotificationFrames(item, frame)
         self._enqueue(_NOTIFICATIONS, job)
 
+    def deliver_change(
+        self, position: str, keys: Sequence[str], item: Notification, change: str
+    ) -> None:
+        """The feed's output for a change at log ``position`` (``updated`` or ``retracted``),
+        in the same global order as notifications. Each connection gets ``updated`` or
+        ``deleted`` if it may hold the item, the item itself if it was never given it
+        (see :class:`~tidings.frames.Change`)."""
+        found: dict[str, Connection] = {}
+        for key in keys:
+            found.update(self._members.get(key, ()))
+        if found:
+            job = _Fanout(position, b"", list(found.values()), None)
+            job.change = ChangeFrames(item, change, position)
+            self._enqueue(_NOTIFICATIONS, job)
+
     def dispatch(self, channel: str, frame: bytes) -> None:
         """Broker ``on_message``: offer an event frame to local connections on ``channel``.
 
@@ -452,6 +469,9 @@ class Hub:
             del self._backlog[channel]
 
     def _deliver(self, job: _Fanout, targets: list[Connection]) -> None:
+        if job.change is not None:
+            self._deliver_change(job, job.change, targets)
+            return
         if job.variants is not None:
             self._deliver_variants(job, job.variants, targets)
             return
@@ -505,6 +525,15 @@ class Hub:
                 if frame is not None:
                     conn.offer(frame, None)
 
+    def _deliver_change(
+        self, job: _Fanout, change: ChangeFrames, targets: list[Connection]
+    ) -> None:
+        item = change.item
+        for conn in targets:
+            prefs = conn.preferences
+            if prefs is not None and not item.critical and prefs.mutes(item.type, item.category):
+                continue
+            conn.offer(change.frame(conn.principal.locale), job.notification_id)
 
     def _deliver_variants(
         self, job: _Fanout, variants: NotificationFrames, targets: list[Connection]

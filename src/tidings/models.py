@@ -83,6 +83,8 @@ class NewNotification:
     """Rendered variants per locale (events whose template has locales)."""
     template_version: int | None = None
     """The version of the template it was rendered from; None when not from an event."""
+    key: str | None = None
+    """Replace key: a create with the key and audience of a live notification changes it."""
 
 
 def match_locale(locales: dict[str, Any] | None, wanted: str | None) -> str | None:
@@ -123,6 +125,12 @@ class Notification:
     actions: list[dict[str, Any]] | None = None
     critical: bool = False
     locales: dict[str, Variant] | None = None
+    updated_at: datetime | None = None
+    """When the backend last changed it (PATCH, or a create with its key); None: never."""
+    archived_at: datetime | None = None
+    """For this user: when they archived it (None: in the inbox)."""
+    snoozed_until: datetime | None = None
+    """For this user: hidden until then (None: not snoozed, or woken already)."""
 
     def to_public(self, locale: str | None = None) -> dict[str, Any]:
         """The notification as the contract shows it to its recipient, in their ``locale``."""
@@ -141,10 +149,39 @@ class Notification:
             "expires_at": isoformat(self.expires_at) if self.expires_at else None,
             "read_at": isoformat(self.read_at) if self.read_at else None,
         }
+        # Shown only when set, so the frames of untouched notifications stay as they were.
+        if self.updated_at is not None:
+            public["updated_at"] = isoformat(self.updated_at)
+        if self.archived_at is not None:
+            public["archived_at"] = isoformat(self.archived_at)
+        if self.snoozed_until is not None:
+            public["snoozed_until"] = isoformat(self.snoozed_until)
         variant = pick_locale(self.locales, locale)
         if variant is not None:
             public.update(variant)
         return public
+
+    def content(self, locale: str | None = None) -> dict[str, Any]:
+        """What the backend may change, without this user's read state: an ``updated``
+        frame from the log, which every recipient shares."""
+        public = self.to_public(locale)
+        for personal in ("read_at", "archived_at", "snoozed_until"):
+            public.pop(personal, None)
+        return public
+
+
+@dataclass(frozen=True, slots=True)
+class InboxFilter:
+    """What a list shows: the archive instead of the inbox, and types, categories and
+    levels (each empty: any)."""
+
+    archived: bool = False
+    types: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    levels: tuple[str, ...] = ()
+
+
+INBOX = InboxFilter()
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ thin pumps around these pieces.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import orjson
 
 from tidings import frames, ids, topics
 from tidings.errors import ValidationFailed
+from tidings.models import INBOX, LEVELS, InboxFilter
 
 MAX_IDS = 500
 """Most ids one ``mark_read`` may name."""
@@ -68,6 +70,18 @@ class ListInbox:
     limit: int = DEFAULT_LIST_LIMIT
     before: str | None = None
     ref: Any = None
+    only: InboxFilter = INBOX
+    """``archived``, ``types``, ``categories``, ``levels`` (each a name or a list; the
+    frame's own ``type`` is taken, hence the plurals)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Act:
+    """A click on one of a notification's actions (it reaches the backend as a webhook)."""
+
+    id: str
+    action: str
+    ref: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +122,7 @@ class Publish:
     ref: Any = None
 
 
-Request = Ping | Pong | MarkRead | MarkAllRead | ListInbox | Subscribe | Unsubscribe | Publish
+Request = Ping | Pong | MarkRead | MarkAllRead | ListInbox | Subscribe | Unsubscribe | Publish | Act
 
 
 class ProtocolError(Exception):
@@ -169,7 +183,51 @@ def _parse_list(frame: dict[str, Any], ref: Any) -> ListInbox:
     before = frame.get("before")
     if before is not None and (not isinstance(before, str) or ids.try_decode(before) is None):
         raise ProtocolError("invalid", "`before` must be a notification id", ref)
-    return ListInbox(limit, before, ref)
+    archived = frame.get("archived", False)
+    if not isinstance(archived, bool):
+        raise ProtocolError("invalid", "`archived` must be true or false", ref)
+    try:
+        only = InboxFilter(
+            archived,
+            _names(frame.get("types"), "types"),
+            _names(frame.get("categories"), "categories"),
+            _levels(frame.get("levels")),
+        )
+    except ValueError as exc:
+        raise ProtocolError("invalid", str(exc), ref) from None
+    return ListInbox(limit, before, ref, only)
+
+
+MAX_LIST_FILTER_VALUES = 20
+_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
+
+
+def _names(value: Any, field: str) -> tuple[str, ...]:
+    """A list filter: one name or a list of names (``type``, ``category``); empty: any."""
+    if value is None:
+        return ()
+    values = value if isinstance(value, list) else [value]
+    if len(values) > MAX_LIST_FILTER_VALUES or not all(
+        isinstance(v, str) and _NAME.fullmatch(v) for v in values
+    ):
+        raise ValueError(f"`{field}` must be a name or a list of at most 20 names")
+    return tuple(dict.fromkeys(values))
+
+
+def _levels(value: Any) -> tuple[str, ...]:
+    levels = _names(value, "levels")
+    if any(level not in LEVELS for level in levels):
+        raise ValueError(f"`levels` must be one or more of {', '.join(LEVELS)}")
+    return levels
+
+
+def _parse_act(frame: dict[str, Any], ref: Any) -> Act:
+    target, action = frame.get("id"), frame.get("action")
+    if not isinstance(target, str) or ids.try_decode(target) is None:
+        raise ProtocolError("invalid", "`id` must be a notification id", ref)
+    if not isinstance(action, str) or not _NAME.fullmatch(action):
+        raise ProtocolError("invalid", "`action` must be an action id", ref)
+    return Act(target, action, ref)
 
 
 def _topics(frame: dict[str, Any], ref: Any) -> tuple[str, ...]:
@@ -227,6 +285,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any], Any], Request]] = {
     "subscribe": _parse_subscribe,
     "unsubscribe": lambda frame, ref: Unsubscribe(_topics(frame, ref), ref),
     "publish": _parse_publish,
+    "action": _parse_act,
 }
 
 

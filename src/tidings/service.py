@@ -12,6 +12,9 @@ never awaited by the request. ``notification.created`` webhooks are queued in th
 create's own transaction; ``notification.read`` ones are handed to
 :class:`~tidings.webhooks.Webhooks`, which buffers them without I/O. With no webhook
 URL configured, either costs one attribute test.
+Changes after sending (``change``, ``retract``) take a new position in the log and
+reach the feed like a committed batch; a user's own changes (unread again, archive,
+snooze) are read-state frames; action clicks become ``notification.action`` webhooks.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from tidings import frames, ids, telemetry, topics
@@ -27,6 +31,8 @@ from tidings.broker.outbound import Outbound
 from tidings.errors import BadRequest, Conflict, NotFound, TidingsError, ValidationFailed
 from tidings.models import (
     ALL_AUDIENCE,
+    INBOX,
+    InboxFilter,
     NewNotification,
     Notification,
     Page,
@@ -35,7 +41,7 @@ from tidings.models import (
     user_key,
 )
 from tidings.preferences import Preferences
-from tidings.store import CreateOutcome, PendingCreate, SqlStore, StoredBatch
+from tidings.store import CreateOutcome, PendingCreate, Replayed, SqlStore, StoredBatch
 from tidings.tasks import BackgroundTasks
 from tidings.webhooks import Webhooks
 
@@ -124,6 +130,7 @@ class NotificationService:
         limit: int = 20,
         before: str | None = None,
         unread_only: bool = False,
+        only: InboxFilter = INBOX,
     ) -> Page:
         before_value = _parse_id(before, "before") if before is not None else None
         limit = max(1, min(limit, MAX_PAGE))
@@ -133,6 +140,7 @@ class NotificationService:
             limit=limit,
             before=before_value,
             unread_only=unread_only,
+            only=only,
         )
 
     async def unread_count(self, principal: Principal) -> int:
@@ -181,10 +189,104 @@ class NotificationService:
             raise NotFound(f"notification {notification_id} not found")
         await self._tell_user(principal, frames.deleted([notification_id]))
 
-    async def missed(
-        self, principal: Principal, after: str, limit: int
-    ) -> list[Notification] | None:
-        """What the user missed after ``after``, oldest first; None if more than ``limit``."""
+    async def mark_unread(self, principal: Principal, notification_id: str) -> Notification:
+        """Mark one unread again (even below a "read all"); NotFound if the user cannot see it."""
+        now = self.clock()
+        values = {"read_at": None, "unread_at": now}
+        item = await self._set_own(principal, notification_id, values, now)
+        await self._tell_user(principal, frames.updated(item, principal.locale))
+        return item
+
+    async def archive(self, principal: Principal, notification_id: str) -> Notification:
+        """Move one out of the inbox into the archive (for this user only)."""
+        now = self.clock()
+        item = await self._set_own(principal, notification_id, {"archived_at": now}, now)
+        await self._tell_user(principal, frames.archived([item.id]))
+        return item
+
+    async def unarchive(self, principal: Principal, notification_id: str) -> Notification:
+        now = self.clock()
+        item = await self._set_own(principal, notification_id, {"archived_at": None}, now)
+        await self._tell_user(principal, frames.updated(item, principal.locale))
+        return item
+
+    async def archive_read(self, principal: Principal) -> list[str]:
+        """Archive every read item of the inbox; returns their ids."""
+        done = await self.store.archive_read(principal, now_ms=self.clock())
+        done_ids = [ids.encode(value) for value in done]
+        if done_ids:
+            await self._tell_user(principal, frames.archived(done_ids))
+        return done_ids
+
+    async def snooze(
+        self, principal: Principal, notification_id: str, until: datetime
+    ) -> Notification:
+        """Hide one until ``until``; it then comes back unread, pushed live (see Snoozes).
+
+        ``until`` must be in the future and within the retention age of the notification
+        (it would be swept before waking): a 422 otherwise.
+        """
+        now = self.clock()
+        value = _parse_known_id(notification_id)
+        until_ms = int(until.timestamp() * 1000)
+        if until_ms <= now:
+            raise ValidationFailed("`until` must be in the future", code="snooze_in_past")
+        if until_ms >= ids.ms_of(value) + self.store.max_age_ms:
+            raise ValidationFailed(
+                "`until` is beyond the retention age: the notification would be gone by then",
+                code="snooze_too_late",
+            )
+        values = {"snoozed_until": until_ms, "read_at": None, "unread_at": now}
+        item = await self._set_own(principal, notification_id, values, now)
+        await self._tell_user(principal, frames.snoozed([item.id], item.snoozed_until))
+        return item
+
+    async def act(self, principal: Principal, notification_id: str, action: str) -> dict[str, Any]:
+        """A click on one of the notification's actions: the backend hears of it through the
+        ``notification.action`` webhook. NotFound for an unknown action, or a notification
+        the user cannot see."""
+        item = await self.get(principal, notification_id)
+        chosen = next((a for a in item.actions or () if a.get("id") == action), None)
+        if chosen is None:
+            raise NotFound(f"notification {notification_id} has no action {action[:100]!r}")
+        if self.webhooks is not None:
+            data = {"notification": item.id, "user": principal.user, "action": action}
+            try:
+                self.webhooks.emit("notification.action", data)
+            except Exception:  # the click was taken; a webhook queue problem is logged
+                log.exception("could not queue the notification.action webhook")
+        return chosen
+
+    async def _set_own(
+        self, principal: Principal, notification_id: str, values: dict[str, int | None], now: int
+    ) -> Notification:
+        value = _parse_known_id(notification_id)
+        if not await self.store.set_receipt(principal, value, values, now_ms=now):
+            raise NotFound(f"notification {notification_id} not found")
+        return await self.get(principal, notification_id)
+
+    # -- changes after sending (backend) -----------------------------------------------
+
+    async def change(self, notification_id: str, fields: dict[str, Any]) -> Notification:
+        """Change a notification for every recipient; their clients get ``updated``."""
+        value = _parse_known_id(notification_id)
+        stored = await self.store.change(value, fields, now_ms=self.clock())
+        if stored is None:
+            raise NotFound(f"notification {notification_id} not found")
+        self._committed(stored)
+        return stored.outcomes[0].notification
+
+    async def retract(self, notification_id: str) -> None:
+        """Take a notification back for everyone; their clients get ``deleted``."""
+        value = _parse_known_id(notification_id)
+        stored = await self.store.retract(value, now_ms=self.clock())
+        if stored is None:
+            raise NotFound(f"notification {notification_id} not found")
+        self._committed(stored)
+
+    async def missed(self, principal: Principal, after: str, limit: int) -> list[Replayed] | None:
+        """What the user missed after log position ``after``, in log order, each item once
+        in its final state; None if more than ``limit``."""
         value = _parse_id(after, "after")
         return await self.store.after(principal, value, now_ms=self.clock(), limit=limit)
 
@@ -244,7 +346,9 @@ class NotificationService:
     def _created_webhooks(self, outcomes: list[CreateOutcome]) -> list[dict[str, Any]]:
         """``notification.created`` rows, queued in the create's own transaction."""
         assert self.webhooks is not None
-        created = [created_event(outcome) for outcome in outcomes if outcome.created]
+        created = [  # not a create that replaced an earlier one by key
+            created_event(outcome) for outcome in outcomes if outcome.created and not outcome.change
+        ]
         return self.webhooks.rows("notification.created", created)
 
     async def _write_forever(self) -> None:

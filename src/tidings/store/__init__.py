@@ -1,5 +1,6 @@
 """Persistence: notifications, audiences and per-user read state."""
 
-from tidings.store.sql import CreateOutcome, LogEntry, PendingCreate, SqlStore, StoredBatch
+from tidings.store.rows import CreateOutcome, LogEntry, PendingCreate, Replayed, StoredBatch
+from tidings.store.sql import SqlStore
 
-__all__ = ["CreateOutcome", "LogEntry", "PendingCreate", "SqlStore", "StoredBatch"]
+__all__ = ["CreateOutcome", "LogEntry", "PendingCreate", "Replayed", "SqlStore", "StoredBatch"]

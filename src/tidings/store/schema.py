@@ -3,8 +3,10 @@
 One ``notifications`` row per notification whatever its audience. ``targets`` says who
 sees it: one row per audience key (``u:<user>``, ``r:<role>`` or ``*``), so a broadcast
 to a million users is one notification and one target. Per-user state lives apart:
-``receipts`` holds the rows a user read or hid one by one, and ``inbox_state`` a
-``read_through`` watermark that makes "mark all read" a single write. ``templates``
+``receipts`` holds the rows a user read, hid, marked unread again, archived or snoozed
+one by one, and ``inbox_state`` a ``read_through`` watermark that makes "mark all read"
+a single write. A notification's ``revision`` is its position in the delivery log (see
+:mod:`tidings.feed`): its id, then a new id at each change or retraction. ``templates``
 holds each event type's template (definition as JSON) and ``preferences`` each user's
 switched-off types and categories and do-not-disturb. ``webhook_deliveries`` is the
 outgoing webhook queue: one row per event and receiver URL until it is delivered (then
@@ -53,8 +55,16 @@ notifications = Table(
     Column("critical", Boolean, nullable=False, server_default=false()),
     Column("locales", Text),
     Column("template_version", Integer),
+    # Changes after sending (0003): the position in the delivery log (the id, then a new
+    # id minted at each change), when it was retracted or last changed, its replace key.
+    Column("revision", BigInteger),
+    Column("retracted_at", BigInteger),
+    Column("updated_at", BigInteger),
+    Column("key", String(255)),
     UniqueConstraint("api_key", "idempotency_key", name="uq_notifications_idempotency"),
     Index("ix_notifications_expires_at", "expires_at"),
+    Index("ix_notifications_revision", "revision", unique=True),
+    Index("ix_notifications_key", "key"),
 )
 
 targets = Table(
@@ -74,8 +84,13 @@ receipts = Table(
     Column("notification_id", BigInteger, nullable=False),
     Column("read_at", BigInteger),
     Column("deleted_at", BigInteger),
+    # 0003: marked unread again (beats read_through), archived, hidden until.
+    Column("unread_at", BigInteger),
+    Column("archived_at", BigInteger),
+    Column("snoozed_until", BigInteger),
     PrimaryKeyConstraint("user_id", "notification_id", name="pk_receipts"),
     Index("ix_receipts_notification_id", "notification_id"),
+    Index("ix_receipts_snoozed_until", "snoozed_until"),
 )
 
 inbox_state = Table(

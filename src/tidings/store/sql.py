@@ -13,7 +13,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from sqlalchemy import (
@@ -34,10 +34,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings import ids
 from tidings.errors import Conflict, Unavailable, ValidationFailed
-from tidings.models import NewNotification, Notification, Page, Principal, utc_from_ms
+from tidings.models import INBOX, InboxFilter, Notification, Page, Principal, utc_from_ms
 from tidings.preferences import NONE, Preferences
+from tidings.store import changes
 from tidings.store import preferences as prefs_sql
 from tidings.store.engine import create_bulk_reader, create_engines
+from tidings.store.rows import (
+    CreateOutcome,
+    LogEntry,
+    PendingCreate,
+    Replayed,
+    StoredBatch,
+    from_row,
+    log_entry,
+    prepare,
+    prepare_all,
+)
 from tidings.store.schema import (
     inbox_state,
     notifications,
@@ -47,52 +59,15 @@ from tidings.store.schema import (
     webhook_deliveries,
 )
 
+WebhookRows = Callable[[list[CreateOutcome]], list[dict[str, Any]]]
+"""Rows for ``webhook_deliveries`` from a batch's outcomes (see :meth:`SqlStore.insert`)."""
+
 WRITE_LOCK = 0x7469_6469_6E67_0001
 """PostgreSQL advisory lock held while ids are minted, so commit order is id order."""
 
 DELETE_CHUNK = 500
 INLINE_PAGE = 20
 """Pages up to this size are read inline on SQLite; larger ones on a thread."""
-
-
-@dataclass(frozen=True, slots=True)
-class PendingCreate:
-    new: NewNotification
-    api_key: str | None = None
-    idempotency_key: str | None = None
-    request_hash: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CreateOutcome:
-    notification: Notification
-    audience_keys: list[str]
-    created: bool
-
-
-@dataclass(frozen=True, slots=True)
-class StoredBatch:
-    """A committed batch and the newest id committed before it (read under the write lock).
-
-    Nothing can be committed between ``previous`` and the batch's first id, so a process
-    whose feed has fanned out everything up to ``previous`` may fan the batch out from
-    memory without reading it back.
-    """
-
-    previous: int
-    outcomes: list[CreateOutcome]
-
-
-WebhookRows = Callable[[list[CreateOutcome]], list[dict[str, Any]]]
-"""Rows for ``webhook_deliveries`` from a batch's outcomes (see :meth:`SqlStore.insert`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """A committed notification as the feed reads it: the item and its audience keys."""
-
-    notification: Notification
-    audience_keys: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +110,10 @@ class SqlStore:
         now_ms: int,
         webhook_rows: WebhookRows | None = None,
     ) -> StoredBatch:
-        """Store a batch in one transaction, with ids above every id committed before.
+        """Store a batch in one transaction, at log positions above every one committed.
+
+        A create with a ``key`` whose key and audience match a live notification changes
+        that one in place (same id, a new position) instead of adding another.
 
         ``webhook_rows`` turns the outcomes into ``webhook_deliveries`` rows written in the
         same transaction: a committed notification's webhook is queued, kill -9 or not.
@@ -144,19 +122,41 @@ class SqlStore:
         callers that batch independent requests should therefore check keys first with
         :meth:`find_idempotent` (the service does).
         """
-        if self._sole_writer:
+        if self._sole_writer and not any(p.new.key for p in batch):
             return await self._insert_inline(batch, now_ms, webhook_rows)
         async with _translated(), self.writer.begin() as conn:
-            if self.is_postgres:
-                await conn.execute(text(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
-            last = (await conn.execute(select(func.max(notifications.c.id)))).scalar() or 0
-            new_ids = ids.next_ids(last, len(batch), now_ms=now_ms)
-            rows, target_rows, outcomes = _prepare(batch, new_ids)
-            await conn.execute(notifications.insert(), rows)
-            await conn.execute(targets.insert(), target_rows)
+            last = await self._lock(conn)
+            positions = ids.next_ids(last, len(batch), now_ms=now_ms)
+            rows, target_rows, outcomes = [], [], []
+            for position, pending in zip(positions, batch, strict=True):
+                if pending.new.key is not None:
+                    replaced = await changes.replace_keyed(conn, pending, position, now_ms)
+                    if replaced is not None:
+                        outcomes.append(replaced)
+                        continue
+                    # Inserted now: a later create in this batch may replace it.
+                    row, targets_of, outcome = prepare(pending, position)
+                    await conn.execute(notifications.insert(), [row])
+                    await conn.execute(targets.insert(), targets_of)
+                    outcomes.append(outcome)
+                    continue
+                row, targets_of, outcome = prepare(pending, position)
+                rows.append(row)
+                target_rows += targets_of
+                outcomes.append(outcome)
+            if rows:
+                await conn.execute(notifications.insert(), rows)
+                await conn.execute(targets.insert(), target_rows)
             if webhook_rows is not None and (queued := webhook_rows(outcomes)):
                 await conn.execute(webhook_deliveries.insert(), queued)
         return StoredBatch(last, outcomes)
+
+    async def _lock(self, conn: AsyncConnection) -> int:
+        """Take the write lock (SQLite: the transaction's BEGIN IMMEDIATE) and return the
+        newest log position committed."""
+        if self.is_postgres:
+            await conn.execute(text(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
+        return int((await conn.execute(select(func.max(notifications.c.revision)))).scalar() or 0)
 
     async def _insert_inline(
         self, batch: Sequence[PendingCreate], now_ms: int, webhook_rows: WebhookRows | None
@@ -174,9 +174,9 @@ class SqlStore:
             db.execute("BEGIN IMMEDIATE")
             try:
                 # Read under the write lock: another process may share the file after all.
-                last = db.execute("SELECT max(id) FROM notifications").fetchone()[0] or 0
+                last = db.execute("SELECT max(revision) FROM notifications").fetchone()[0] or 0
                 new_ids = ids.next_ids(last, len(batch), now_ms=now_ms)
-                rows, target_rows, outcomes = _prepare(batch, new_ids)
+                rows, target_rows, outcomes = prepare_all(batch, new_ids)
                 db.executemany(_SQLITE_INSERT_NOTIFICATION, rows)
                 db.executemany(_SQLITE_INSERT_TARGET, target_rows)
                 if webhook_rows is not None and (queued := webhook_rows(outcomes)):
@@ -186,6 +186,25 @@ class SqlStore:
                 db.execute("ROLLBACK")
                 raise
         return StoredBatch(last, outcomes)
+
+    async def change(
+        self, id_value: int, fields: dict[str, Any], *, now_ms: int
+    ) -> StoredBatch | None:
+        """Change a notification for every recipient (:data:`changes.MUTABLE` fields) at a
+        new log position; None if there is no such live notification."""
+        async with _translated(), self.writer.begin() as conn:
+            last = await self._lock(conn)
+            [position] = ids.next_ids(last, 1, now_ms=now_ms)
+            outcome = await changes.change(conn, id_value, fields, position, now_ms)
+        return None if outcome is None else StoredBatch(last, [outcome])
+
+    async def retract(self, id_value: int, *, now_ms: int) -> StoredBatch | None:
+        """Take a notification back for everyone, at a new log position; None if unknown."""
+        async with _translated(), self.writer.begin() as conn:
+            last = await self._lock(conn)
+            [position] = ids.next_ids(last, 1, now_ms=now_ms)
+            outcome = await changes.retract(conn, id_value, position, now_ms)
+        return None if outcome is None else StoredBatch(last, [outcome])
 
     async def find_idempotent(
         self, api_key: str, idempotency_key: str, request_hash: str
@@ -205,7 +224,7 @@ class SqlStore:
                 code="idempotency_conflict",
             )
         audience = orjson.loads(row["audience"])
-        return CreateOutcome(_from_row(row), audience["keys"], created=False)
+        return CreateOutcome(from_row(row), audience["keys"], created=False)
 
     async def mark_read(
         self, principal: Principal, id_values: list[int], *, now_ms: int
@@ -214,13 +233,14 @@ class SqlStore:
         async with _translated(), self.writer.begin() as conn:
             state = await _read_state(conn, principal.user)
             muted = await prefs_sql.read(conn, principal.user)
-            query = self._visible(principal, now_ms, state, unread_only=True, prefs=muted)
+            query = self._visible(
+                principal, now_ms, state, unread_only=True, prefs=muted, view="any"
+            )
             query = query.where(targets.c.notification_id.in_(id_values))
             changed = sorted({row[0] for row in await conn.execute(query)})
             if changed:
-                await conn.execute(
-                    self._upsert_receipts(principal.user, changed, {"read_at": now_ms})
-                )
+                values = {"read_at": now_ms, "unread_at": None}
+                await conn.execute(self._put_receipts(principal.user, changed, values))
         return changed
 
     async def mark_all_read(self, principal: Principal, *, now_ms: int) -> int | None:
@@ -235,6 +255,18 @@ class SqlStore:
             ).scalar()
             if newest is None:
                 return None
+            # Items marked unread again are read now too (snoozed ones stay unread: they
+            # come back unread when they wake).
+            await conn.execute(
+                receipts.update()
+                .where(
+                    receipts.c.user_id == principal.user,
+                    receipts.c.unread_at.is_not(None),
+                    receipts.c.notification_id <= newest,
+                    or_(receipts.c.snoozed_until.is_(None), receipts.c.snoozed_until <= now_ms),
+                )
+                .values(unread_at=None, read_at=func.coalesce(receipts.c.read_at, now_ms))
+            )
             state = await _read_state(conn, principal.user)
             if state.read_through >= newest:
                 return state.read_through
@@ -250,17 +282,53 @@ class SqlStore:
 
     async def hide(self, principal: Principal, id_value: int, *, now_ms: int) -> bool:
         """Delete a notification for this user only; False if they cannot see it."""
+        return await self.set_receipt(principal, id_value, {"deleted_at": now_ms}, now_ms=now_ms)
+
+    async def set_receipt(
+        self, principal: Principal, id_value: int, values: dict[str, int | None], *, now_ms: int
+    ) -> bool:
+        """Set this user's own state of one notification they can see (archived or
+        snoozed ones too); False if they cannot see it. ``values`` are ``receipts``
+        columns: ``read_at``, ``unread_at``, ``deleted_at``, ``archived_at``,
+        ``snoozed_until``."""
         async with _translated(), self.writer.begin() as conn:
             muted = await prefs_sql.read(conn, principal.user)
-            query = self._visible(principal, now_ms, None, prefs=muted).where(
+            query = self._visible(principal, now_ms, None, prefs=muted, view="any").where(
                 targets.c.notification_id == id_value
             )
             if (await conn.execute(query.limit(1))).first() is None:
                 return False
-            await conn.execute(
-                self._upsert_receipts(principal.user, [id_value], {"deleted_at": now_ms})
-            )
+            await conn.execute(self._put_receipts(principal.user, [id_value], values))
         return True
+
+    async def archive_read(self, principal: Principal, *, now_ms: int) -> list[int]:
+        """Archive every read item of the inbox; return their ids (newest first)."""
+        async with _translated(), self.writer.begin() as conn:
+            state = await _read_state(conn, principal.user)
+            muted = await prefs_sql.read(conn, principal.user)
+            shown = self._visible(principal, now_ms, state, prefs=muted)
+            unread = self._visible(principal, now_ms, state, unread_only=True, prefs=muted)
+            seen = {row[0] for row in await conn.execute(shown)}
+            seen -= {row[0] for row in await conn.execute(unread)}
+            done = sorted(seen, reverse=True)
+            if done:
+                await conn.execute(
+                    self._put_receipts(principal.user, done, {"archived_at": now_ms})
+                )
+        return done
+
+    async def woken(self, after_ms: int, through_ms: int) -> list[tuple[str, int, int]]:
+        """(user, notification id, until) of snoozes that ended in (``after_ms``,
+        ``through_ms``]."""
+        query = select(
+            receipts.c.user_id, receipts.c.notification_id, receipts.c.snoozed_until
+        ).where(
+            receipts.c.snoozed_until > after_ms,
+            receipts.c.snoozed_until <= through_ms,
+            receipts.c.deleted_at.is_(None),
+        )
+        async with _translated(), self.reader.connect() as conn:
+            return [(row[0], row[1], row[2]) for row in await conn.execute(query)]
 
     async def sweep(self, *, now_ms: int) -> int:
         """Remove expired, too old and over-the-cap items. Returns notifications removed."""
@@ -344,9 +412,10 @@ class SqlStore:
     # -- the log -----------------------------------------------------------------------
 
     async def last_id(self) -> int:
-        """The newest committed id (0 for an empty store)."""
+        """The newest committed log position (0 for an empty store)."""
         async with _translated(), self.reader.connect() as conn:
-            return int((await conn.execute(select(func.max(notifications.c.id)))).scalar() or 0)
+            newest = select(func.max(notifications.c.revision))
+            return int((await conn.execute(newest)).scalar() or 0)
 
     async def figures(self, *, now_ms: int, types: int = 50) -> dict[str, Any]:
         """Stored notifications: total, created in the last minute and hour, by type."""
@@ -377,18 +446,19 @@ class SqlStore:
     async def log_after(
         self, after: int, *, limit: int, until: int | None = None
     ) -> list[LogEntry]:
-        """Committed notifications with ids in (``after``, ``until``], oldest first.
+        """Committed log entries at positions in (``after``, ``until``], in log order.
 
-        Any snapshot holds a prefix of commit order (ids are minted under the write
-        lock), so reading "above my cursor" can never skip a row committed later.
+        Positions are minted under the write lock like ids, so any snapshot holds a
+        prefix of the log: reading "above my cursor" can never skip an entry committed
+        later. A notification changed twice is read once, at its newest position.
         """
-        query = select(notifications).where(notifications.c.id > after)
+        query = select(notifications).where(notifications.c.revision > after)
         if until is not None:
-            query = query.where(notifications.c.id <= until)
-        query = query.order_by(notifications.c.id.asc()).limit(limit)
+            query = query.where(notifications.c.revision <= until)
+        query = query.order_by(notifications.c.revision.asc()).limit(limit)
         async with _translated(), self.reader.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        return [LogEntry(_from_row(row), orjson.loads(row["audience"])["keys"]) for row in rows]
+        return [log_entry(row) for row in rows]
 
     # -- reads -------------------------------------------------------------------------
 
@@ -400,17 +470,27 @@ class SqlStore:
         limit: int,
         before: int | None = None,
         unread_only: bool = False,
+        only: InboxFilter = INBOX,
     ) -> Page:
+        """A page of the inbox (or, with ``only.archived``, the archive), newest first."""
         engine = self.reader if limit <= INLINE_PAGE else self.bulk_reader
         async with _translated(), engine.connect() as conn:
             state = await _read_state(conn, principal.user)
             muted = await prefs_sql.read(conn, principal.user)
-            query = self._visible(principal, now_ms, state, unread_only=unread_only, prefs=muted)
+            query = self._visible(
+                principal,
+                now_ms,
+                state,
+                unread_only=unread_only,
+                prefs=muted,
+                view="archived" if only.archived else "inbox",
+                only=only,
+            )
             if before is not None:
                 query = query.where(targets.c.notification_id < before)
             query = query.order_by(targets.c.notification_id.desc()).limit(limit + 1)
             found = [row[0] for row in await conn.execute(query)]
-            items = await self._load(conn, principal.user, found[:limit], state)
+            items = await self._load(conn, principal.user, found[:limit], state, now_ms)
             unread = await self._count_unread(conn, principal, now_ms, state, muted)
         next_before = ids.encode(found[limit - 1]) if len(found) > limit else None
         return Page(items=items, unread_count=unread, next_before=next_before)
@@ -423,33 +503,73 @@ class SqlStore:
 
     async def after(
         self, principal: Principal, after: int, *, now_ms: int, limit: int
-    ) -> list[Notification] | None:
-        """Visible notifications with id above ``after``, oldest first; None if over limit."""
+    ) -> list[Replayed] | None:
+        """What a client that saw the log up to ``after`` missed, in log order, each
+        notification once in its final state; None if more than ``limit``.
+
+        New ones (id above ``after``) come as they are now; older ones changed since come
+        as ``updated``; older ones retracted since as ``retracted``. Ones created and
+        retracted since are left out: the client never saw them.
+        """
         async with _translated(), self.reader.connect() as conn:
             state = await _read_state(conn, principal.user)
             muted = await prefs_sql.read(conn, principal.user)
+            log = notifications.alias("log")  # apart from the filters' own subqueries
             query = (
                 self._visible(principal, now_ms, state, prefs=muted)
-                .where(targets.c.notification_id > after)
-                .order_by(targets.c.notification_id.asc())
+                .add_columns(log.c.revision)
+                .join(log, log.c.id == targets.c.notification_id)
+                .where(log.c.revision > after)
+                .order_by(log.c.revision.asc())
                 .limit(limit + 1)
             )
-            found = [row[0] for row in await conn.execute(query)]
-            if len(found) > limit:
+            found = {row[0]: row[1] for row in await conn.execute(query)}
+            gone = await self._retracted_after(conn, principal, after, limit)
+            if len(found) + len(gone) > limit:
                 return None
-            items = await self._load(conn, principal.user, found, state)
-        return items[::-1]
+            items = await self._load(conn, principal.user, list(found), state, now_ms)
+        replayed = [
+            Replayed(item, found[value], None if value > after else "updated")
+            for item in items
+            for value in (ids.decode(item.id),)
+        ]
+        replayed += gone
+        return sorted(replayed, key=lambda entry: entry.position)
+
+    async def _retracted_after(
+        self, conn: AsyncConnection, principal: Principal, after: int, limit: int
+    ) -> list[Replayed]:
+        """Tombstones of notifications the client may hold (id up to ``after``) that were
+        retracted after it: few, and filtered by audience here."""
+        query = (
+            select(notifications)
+            .where(
+                notifications.c.revision > after,
+                notifications.c.id <= after,
+                notifications.c.retracted_at.is_not(None),
+            )
+            .order_by(notifications.c.revision.asc())
+            .limit(limit + 1)
+        )
+        keys = set(principal.audience_keys())
+        gone = []
+        for row in (await conn.execute(query)).mappings():
+            entry = log_entry(row)
+            if keys.intersection(entry.audience_keys):
+                gone.append(Replayed(entry.notification, entry.position, "retracted"))
+        return gone
 
     async def get(self, principal: Principal, id_value: int, *, now_ms: int) -> Notification | None:
+        """One notification the user can see (archived and snoozed ones too)."""
         async with _translated(), self.reader.connect() as conn:
             state = await _read_state(conn, principal.user)
             muted = await prefs_sql.read(conn, principal.user)
-            query = self._visible(principal, now_ms, state, prefs=muted).where(
+            query = self._visible(principal, now_ms, state, prefs=muted, view="any").where(
                 targets.c.notification_id == id_value
             )
             if (await conn.execute(query.limit(1))).first() is None:
                 return None
-            items = await self._load(conn, principal.user, [id_value], state)
+            items = await self._load(conn, principal.user, [id_value], state, now_ms)
         return items[0] if items else None
 
     # -- query building ----------------------------------------------------------------
@@ -462,10 +582,24 @@ class SqlStore:
         *,
         unread_only: bool = False,
         prefs: Preferences = NONE,
+        view: View = "inbox",
+        only: InboxFilter = INBOX,
     ) -> Select[Any]:
         """Distinct ids of notifications the user can see (and, optionally, has not read),
-        without the types and categories they switched off."""
+        without the types and categories they switched off.
+
+        ``view``: ``inbox`` leaves out archived and snoozed items, ``archived`` shows only
+        archived ones (not snoozed), ``any`` everything the user has not deleted.
+        """
+        mine = (
+            receipts.c.user_id == principal.user,
+            receipts.c.notification_id == targets.c.notification_id,
+        )
         hidden: ColumnElement[bool] = receipts.c.deleted_at.is_not(None)
+        if view != "any":
+            hidden = or_(hidden, receipts.c.snoozed_until > now_ms)
+        if view == "inbox":
+            hidden = or_(hidden, receipts.c.archived_at.is_not(None))
         conditions = [
             targets.c.audience.in_(principal.audience_keys()),
             targets.c.notification_id >= ids.floor_for_ms(now_ms - self.max_age_ms),
@@ -474,14 +608,16 @@ class SqlStore:
         if unread_only:
             hidden = or_(hidden, receipts.c.read_at.is_not(None))
             if state is not None and state.read_through:
-                conditions.append(targets.c.notification_id > state.read_through)
-        conditions.append(
-            ~exists().where(
-                receipts.c.user_id == principal.user,
-                receipts.c.notification_id == targets.c.notification_id,
-                hidden,
+                again = exists().where(*mine, receipts.c.unread_at.is_not(None))
+                conditions.append(or_(targets.c.notification_id > state.read_through, again))
+        conditions.append(~exists().where(*mine, hidden))
+        if view == "archived":
+            conditions.append(exists().where(*mine, receipts.c.archived_at.is_not(None)))
+        chosen = _chosen(only)
+        if chosen:
+            conditions.append(
+                exists().where(notifications.c.id == targets.c.notification_id, *chosen)
             )
-        )
         muted = prefs_sql.hidden_by(prefs)
         if muted is not None:
             conditions.append(~muted)
@@ -501,13 +637,24 @@ class SqlStore:
         return int((await conn.execute(count)).scalar() or 0)
 
     async def _load(
-        self, conn: AsyncConnection, user: str, id_values: list[int], state: ReadState
+        self,
+        conn: AsyncConnection,
+        user: str,
+        id_values: list[int],
+        state: ReadState,
+        now_ms: int = 0,
     ) -> list[Notification]:
-        """Notifications by id, newest first, with this user's read_at."""
+        """Notifications by id, newest first, with this user's own state."""
         if not id_values:
             return []
         rows = await conn.execute(
-            select(notifications, receipts.c.read_at.label("receipt_read_at"))
+            select(
+                notifications,
+                receipts.c.read_at.label("receipt_read_at"),
+                receipts.c.unread_at.label("receipt_unread_at"),
+                receipts.c.archived_at.label("receipt_archived_at"),
+                receipts.c.snoozed_until.label("receipt_snoozed_until"),
+            )
             .outerjoin(
                 receipts,
                 and_(receipts.c.notification_id == notifications.c.id, receipts.c.user_id == user),
@@ -518,26 +665,47 @@ class SqlStore:
         items = []
         for row in rows.mappings():
             read_at = row["receipt_read_at"]
-            if read_at is None and row["id"] <= state.read_through:
+            unread_again = row["receipt_unread_at"] is not None
+            if read_at is None and not unread_again and row["id"] <= state.read_through:
                 read_at = state.read_through_at
-            items.append(_from_row(row, read_at))
+            archived, snoozed = row["receipt_archived_at"], row["receipt_snoozed_until"]
+            personal = {
+                "archived_at": utc_from_ms(archived) if archived is not None else None,
+                "snoozed_until": utc_from_ms(snoozed) if snoozed and snoozed > now_ms else None,
+            }
+            items.append(from_row(row, read_at, **personal))
         return items
 
     def _insert(self, table: Any) -> Any:
         return (postgresql.insert if self.is_postgres else sqlite.insert)(table)
 
-    def _upsert_receipts(self, user: str, id_values: Iterable[int], values: dict[str, int]) -> Any:
-        rows = [
-            {"user_id": user, "notification_id": value, "read_at": None, "deleted_at": None}
-            | values
-            for value in id_values
-        ]
+    def _put_receipts(
+        self, user: str, id_values: Iterable[int], values: dict[str, int | None]
+    ) -> Any:
+        """Upsert this user's receipts of ``id_values``, setting the columns of ``values``."""
+        blank = dict.fromkeys(_RECEIPT_STATE)
+        rows = [{"user_id": user, "notification_id": value} | blank | values for value in id_values]
         insert = self._insert(receipts).values(rows)
-        column = next(iter(values))
-        keep_first = func.coalesce(receipts.c[column], literal_column(f"excluded.{column}"))
         return insert.on_conflict_do_update(
-            index_elements=["user_id", "notification_id"], set_={column: keep_first}
+            index_elements=["user_id", "notification_id"],
+            set_={column: literal_column(f"excluded.{column}") for column in values},
         )
+
+
+View = Literal["inbox", "archived", "any"]
+_RECEIPT_STATE = ("read_at", "deleted_at", "unread_at", "archived_at", "snoozed_until")
+
+
+def _chosen(only: InboxFilter) -> list[ColumnElement[bool]]:
+    """The list filters (``?type=&category=&level=``) as conditions on notifications."""
+    chosen = []
+    if only.types:
+        chosen.append(notifications.c.type.in_(only.types))
+    if only.categories:
+        chosen.append(notifications.c.category.in_(only.categories))
+    if only.levels:
+        chosen.append(notifications.c.level.in_(only.levels))
+    return chosen
 
 
 async def _read_state(conn: AsyncConnection, user: str) -> ReadState:
@@ -549,23 +717,6 @@ async def _read_state(conn: AsyncConnection, user: str) -> ReadState:
         )
     ).first()
     return ReadState(row[0], row[1]) if row else ReadState(0, 0)
-
-
-def _prepare(
-    batch: Sequence[PendingCreate], new_ids: list[int]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[CreateOutcome]]:
-    """Rows for ``notifications`` and ``targets``, and the outcomes to report."""
-    rows, target_rows, outcomes = [], [], []
-    for value, pending in zip(new_ids, batch, strict=True):
-        item = pending.new
-        keys = item.audience.keys()
-        expires = _ms(item.expires_at)
-        rows.append(_notification_row(value, pending, expires))
-        target_rows += [
-            {"audience": key, "notification_id": value, "expires_at": expires} for key in keys
-        ]
-        outcomes.append(CreateOutcome(_from_new(value, item), keys, created=True))
-    return rows, target_rows, outcomes
 
 
 def _named_insert(table: Any) -> str:
@@ -581,83 +732,6 @@ _SQLITE_INSERT_WEBHOOK = (
     "INSERT INTO webhook_deliveries (event_id, url, type, body, created_at, due_at) "
     "VALUES (:event_id, :url, :type, :body, :created_at, :due_at)"
 )
-
-
-def _notification_row(value: int, pending: PendingCreate, expires: int | None) -> dict[str, Any]:
-    item = pending.new
-    audience = {
-        "users": list(item.audience.users),
-        "roles": list(item.audience.roles),
-        "all": item.audience.all,
-        "keys": item.audience.keys(),
-    }
-    return {
-        "id": value,
-        "type": item.type,
-        "level": item.level,
-        "title": item.title,
-        "body": item.body,
-        "data": orjson.dumps(item.data).decode(),
-        "url": item.url,
-        "actor": item.actor,
-        "audience": orjson.dumps(audience).decode(),
-        "expires_at": expires,
-        "api_key": pending.api_key if pending.idempotency_key else None,
-        "idempotency_key": pending.idempotency_key,
-        "request_hash": pending.request_hash if pending.idempotency_key else None,
-        "category": item.category,
-        "actions": _json_or_none(item.actions),
-        "critical": item.critical,
-        "locales": _json_or_none(item.locales),
-        "template_version": item.template_version,
-    }
-
-
-def _json_or_none(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
-
-
-def _from_new(value: int, item: NewNotification) -> Notification:
-    return Notification(
-        id=ids.encode(value),
-        type=item.type,
-        level=item.level,
-        title=item.title,
-        body=item.body,
-        data=item.data,
-        url=item.url,
-        actor=item.actor,
-        created_at=utc_from_ms(ids.ms_of(value)),
-        expires_at=item.expires_at,
-        category=item.category,
-        actions=item.actions,
-        critical=item.critical,
-        locales=item.locales,
-    )
-
-
-def _from_row(row: Any, read_at: int | None = None) -> Notification:
-    return Notification(
-        id=ids.encode(row["id"]),
-        type=row["type"],
-        level=row["level"],
-        title=row["title"],
-        body=row["body"],
-        data=orjson.loads(row["data"]),
-        url=row["url"],
-        actor=row["actor"],
-        created_at=utc_from_ms(ids.ms_of(row["id"])),
-        expires_at=utc_from_ms(row["expires_at"]) if row["expires_at"] is not None else None,
-        read_at=utc_from_ms(read_at) if read_at is not None else None,
-        category=row["category"],
-        actions=orjson.loads(row["actions"]) if row["actions"] is not None else None,
-        critical=bool(row["critical"]),
-        locales=orjson.loads(row["locales"]) if row["locales"] is not None else None,
-    )
-
-
-def _ms(moment: Any) -> int | None:
-    return None if moment is None else int(moment.timestamp() * 1000)
 
 
 class _translated:

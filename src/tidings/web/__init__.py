@@ -27,9 +27,11 @@ from tidings.redaction import redact_server_logs
 from tidings.settings import Settings
 from tidings.web import (
     api,
+    changes_api,
     dev,
     errors,
     events_api,
+    inbox_api,
     metrics,
     ops,
     preferences_api,
@@ -131,7 +133,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
         )
     # Outermost: backends' creates skip every layer they do not need.
     app.add_middleware(CreateFastPath, tidings=tidings)
+    app.include_router(inbox_api.router)  # before api: `archive-read` is not an id
     app.include_router(api.router)
+    app.include_router(changes_api.router)
     app.include_router(events_api.router)
     app.include_router(ops.router)
     app.include_router(preferences_api.router)

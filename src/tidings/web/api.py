@@ -6,12 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import Response
+from pydantic import Field
 
 from tidings import ids
 from tidings.app import App
 from tidings.auth import bearer
 from tidings.errors import Unauthenticated
-from tidings.models import Notification, Page, Principal
+from tidings.models import InboxFilter, Notification, Page, Principal
 from tidings.service import MAX_PAGE
 from tidings.settings import Settings
 from tidings.topics import TOPIC_PATTERN
@@ -28,7 +29,7 @@ from tidings.web.responses import (
     ReadOneOut,
     UnreadCountOut,
 )
-from tidings.web.schemas import NotificationIn, TopicMessageIn
+from tidings.web.schemas import TYPE_PATTERN, Level, NotificationIn, TopicMessageIn
 
 router = APIRouter(prefix="/api/v1")
 
@@ -41,6 +42,8 @@ Cursor = Annotated[
     str | None,
     Query(description="cursor: `next_before`", json_schema_extra={"pattern": ids.PATTERN}),
 ]
+
+FilterName = Annotated[str, Field(min_length=1, max_length=100, pattern=TYPE_PATTERN)]
 
 BACKEND = {"security": [{"apiKey": []}]}
 """Operations for backends: ``Authorization: Bearer <API key>``."""
@@ -152,14 +155,24 @@ async def list_notifications(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     before: Cursor = None,
     unread: bool = False,
+    archived: Annotated[bool, Query(description="the archive instead of the inbox")] = False,
+    types: Annotated[list[FilterName], Query(alias="type", max_length=20)] = [],  # noqa: B006
+    categories: Annotated[list[FilterName], Query(alias="category", max_length=20)] = [],  # noqa: B006
+    levels: Annotated[list[Level], Query(alias="level", max_length=4)] = [],  # noqa: B006
 ) -> Response:
     """The user's notifications, newest first, with the exact unread count.
+
+    ``?archived=true`` lists only archived items (the inbox leaves them out, and snoozed
+    ones until they wake); ``type``, ``category`` and ``level`` filter (repeatable).
 
     Inbox reads (this, ``unread-count`` and the WebSocket ``list``) share a budget per
     user (``TIDINGS_READ_RATE``/``TIDINGS_READ_BURST``): over it, 429 with ``Retry-After``.
     """
     app.charge_read(me)
-    page = await app.service.list_inbox(me, limit=limit, before=before, unread_only=unread)
+    only = InboxFilter(archived, tuple(types), tuple(categories), tuple(levels))
+    page = await app.service.list_inbox(
+        me, limit=limit, before=before, unread_only=unread, only=only
+    )
     return JSONResponse(page_body(page, me.locale))
 
 

@@ -28,4 +28,6 @@ async def store_new(
     )
     headers = {} if outcome.created else {"Idempotent-Replayed": "true"}
     payload = outcome.notification.to_public() | {"to": body.to.model_dump(), "read_at": None}
+    if outcome.change == "updated":
+        payload["replaced"] = True
     return payload, headers

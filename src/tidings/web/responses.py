@@ -53,10 +53,34 @@ class NotificationOut(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     read_at: datetime | None = Field(description="for this user; null while unread")
+    updated_at: datetime | None = Field(
+        None, description="when the backend last changed it; absent if never"
+    )
+    archived_at: datetime | None = Field(None, description="for this user; absent: in the inbox")
+    snoozed_until: datetime | None = Field(None, description="for this user; absent: not snoozed")
 
 
 class CreatedOut(NotificationOut):
     to: AudienceIn = Field(description="the audience, as given")
+    replaced: bool | None = Field(
+        None, description="true when a create with `key` changed an earlier one in place"
+    )
+
+
+class ArchivedReadOut(BaseModel):
+    ids: list[str] = Field(description="what was archived, newest first")
+    unread_count: int = Field(ge=0)
+
+
+class ActedOut(BaseModel):
+    id: str = Id
+    action: str
+    accepted: Literal[True]
+
+
+class RetractedOut(BaseModel):
+    id: str = Id
+    retracted: Literal[True]
 
 
 class PageOut(BaseModel):

@@ -17,6 +17,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StrictStr,
+    model_validator,
 )
 
 from tidings.errors import TooLarge, ValidationFailed
@@ -112,6 +113,19 @@ class Delivered(Strict):
     idempotency_key: Text | None = Field(None, min_length=1, max_length=MAX_KEY_LENGTH)
 
 
+MAX_ACTIONS = 10
+ActionId = Annotated[StrictStr, Field(min_length=1, max_length=100, pattern=TYPE_PATTERN)]
+
+
+class ActionIn(Strict):
+    """A button: without ``url`` a click reaches the backend as a ``notification.action``
+    webhook; with it, the client opens the url."""
+
+    id: ActionId = Field(examples=["approve"])
+    label: Text = Field(min_length=1, max_length=200, examples=["Approve"])
+    url: Text | None = Field(None, max_length=2000)
+
+
 class NotificationIn(Delivered):
     type: EventType = "notification"
     level: Level = "info"
@@ -120,6 +134,44 @@ class NotificationIn(Delivered):
     body: Text = ""
     data: JsonObject = Field(default_factory=dict)
     url: Text | None = Field(None, max_length=2000)
+    actions: list[ActionIn] | None = Field(None, max_length=MAX_ACTIONS)
+    key: Text | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        description="replaces, in place, the live notification with this key and audience",
+        examples=["upload-17"],
+    )
+
+
+IMMUTABLE = ("to", "type", "category", "actor", "expires_at", "ttl", "key", "idempotency_key")
+"""Fields of a notification that cannot change after sending (PATCH names them: 422)."""
+
+
+class NotificationPatchIn(Strict):
+    """What a backend may change after sending; every recipient's clients get ``updated``."""
+
+    title: Text | None = Field(None, min_length=1)
+    body: Text | None = None
+    data: JsonObject | None = None
+    level: Level | None = None
+    url: Text | None = Field(None, max_length=2000)
+    actions: list[ActionIn] | None = Field(None, max_length=MAX_ACTIONS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_mutable(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            fixed = [name for name in IMMUTABLE if name in value]
+            if fixed:
+                raise ValueError(f"cannot change after sending: {', '.join(fixed)}")
+        return value
+
+
+class SnoozeIn(Strict):
+    until: AwareDatetime = Field(
+        description="when it comes back, unread: in the future, within the retention age"
+    )
 
 
 class TopicMessageIn(Strict):
@@ -150,7 +202,27 @@ def to_new_notification(body: NotificationIn, settings: Settings) -> NewNotifica
         actor=body.actor,
         expires_at=expiry(body),
         category=body.category,
+        actions=[a.model_dump() for a in body.actions] if body.actions else None,
+        key=body.key,
     )
+
+
+def to_changes(body: NotificationPatchIn, settings: Settings) -> dict[str, Any]:
+    """The fields a PATCH sets, checked against the same limits as a create."""
+    fields = body.model_dump(exclude_unset=True)
+    for name in ("title", "level", "data"):
+        if name in fields and fields[name] is None:
+            raise ValidationFailed(f"`{name}` cannot be null")
+    if not fields:
+        raise ValidationFailed("nothing to change: give title, body, data, level, url or actions")
+    check_texts(fields.get("title", ""), fields.get("body") or "", settings)
+    if fields.get("body") is None and "body" in fields:
+        fields["body"] = ""
+    if "data" in fields:
+        check_data(fields["data"], settings)
+    if fields.get("actions") == []:
+        fields["actions"] = None
+    return fields
 
 
 def check_texts(title: str, body: str, settings: Settings, prefix: str = "") -> None:

@@ -19,6 +19,7 @@ from tidings.errors import BadRequest, CloseCode, Forbidden, RateLimited, Tiding
 from tidings.models import Principal
 from tidings.preferences import Preferences
 from tidings.protocol import (
+    Act,
     ListInbox,
     MarkAllRead,
     MarkRead,
@@ -89,7 +90,10 @@ def open_session(
     registration: an open that waited first (say, for the user's preferences) let the
     server answer other opens meanwhile, and the cap was overshot (faults/test_abuse).
     """
-    conn = app.hub.connection(principal, after=after, transport=transport)
+    # Without `after`, the watermark starts at the feed's cursor: what comes live is new to
+    # this client, and a change to anything older is an `updated` (it may be in its list).
+    start = after if after is not None else ids.encode(app.feed.cursor)
+    conn = app.hub.connection(principal, after=start, transport=transport)
     # Interned: thousands of connections share a handful of user agents.
     conn.user_agent = sys.intern(user_agent[:300]) if user_agent else None
     try:
@@ -159,8 +163,15 @@ class Session:
         locale = self.principal.locale
         prefs = self.conn.preferences
         silent = prefs is not None and prefs.silent(time.time() * 1000)
-        for item in missed:
-            self.conn.send(frames.notification(item, locale, silent=silent), item.id)
+        for entry in missed:
+            item, position = entry.notification, ids.encode(entry.position)
+            if entry.change == "retracted":
+                frame = frames.retracted(item.id, position)
+            elif entry.change == "updated":
+                frame = frames.updated(item, locale, position=position)
+            else:
+                frame = frames.notification(item, locale, silent=silent, position=position)
+            self.conn.send(frame, position)
 
     async def tick_forever(self, heartbeat: protocol.Heartbeat, *, silence_kills: bool) -> None:
         """Ping every interval; close on token expiry or (WebSocket) a silent client."""
@@ -203,10 +214,15 @@ class Session:
             case MarkAllRead(ref=ref):
                 through = await service.mark_all_read(self.principal)
                 return protocol.ack(ref, through=through)
-            case ListInbox(limit=limit, before=before, ref=ref):
+            case ListInbox(limit=limit, before=before, ref=ref, only=only):
                 self.app.charge_read(self.principal)
-                page = await service.list_inbox(self.principal, limit=limit, before=before)
+                page = await service.list_inbox(
+                    self.principal, limit=limit, before=before, only=only
+                )
                 return list_frame(page, ref, self.principal.locale)
+            case Act(id=target, action=action, ref=ref):
+                await service.act(self.principal, target, action)
+                return protocol.ack(ref, id=target, action=action)
             case Subscribe():
                 return await self._subscribe(request)
             case Unsubscribe(topics=names, ref=ref):

@@ -6,15 +6,14 @@ signed and sent, when it is next due, the lease of the process sending it
 given up). Delivered rows are deleted.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-# 0003 (inbox actions) is not on main yet: whoever merges second points this at "0003".
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
