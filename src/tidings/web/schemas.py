@@ -202,7 +202,7 @@ def to_new_notification(body: NotificationIn, settings: Settings) -> NewNotifica
         actor=body.actor,
         expires_at=expiry(body),
         category=body.category,
-        actions=[a.model_dump() for a in body.actions] if body.actions else None,
+        actions=[a.model_dump(exclude_none=True) for a in body.actions] if body.actions else None,
         key=body.key,
     )
 
@@ -220,8 +220,9 @@ def to_changes(body: NotificationPatchIn, settings: Settings) -> dict[str, Any]:
         fields["body"] = ""
     if "data" in fields:
         check_data(fields["data"], settings)
-    if fields.get("actions") == []:
-        fields["actions"] = None
+    if "actions" in fields:
+        given = body.actions or []
+        fields["actions"] = [a.model_dump(exclude_none=True) for a in given] or None
     return fields
 
 
