@@ -45,9 +45,24 @@ def _check_sane(name: str, res: dict[str, Any]) -> None:
 def test_bench_smoke_raw_and_tidings(tmp_path: Path) -> None:
     out = tmp_path / "results"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--targets", "raw,tidings", "--no-install",
-         "--budget", "240", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=420, check=False,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--smoke",
+            "--targets",
+            "raw,tidings",
+            "--no-install",
+            "--budget",
+            "240",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=420,
+        check=False,
     )
     log = f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
     assert proc.returncode == 0, log

@@ -152,9 +152,7 @@ async def test_expired_items_are_skipped(store: SqlStore, follow) -> None:
 async def test_a_failing_delivery_does_not_stop_the_log(store: SqlStore) -> None:
     delivered: list[str] = []
 
-    def deliver(
-        notification_id: str, keys: Sequence[str], frame: None, item: Notification
-    ) -> None:
+    def deliver(notification_id: str, keys: Sequence[str], frame: None, item: Notification) -> None:
         if not delivered:
             delivered.append("boom")
             raise RuntimeError("a bug in fan-out")
@@ -171,9 +169,7 @@ async def test_a_failing_delivery_does_not_stop_the_log(store: SqlStore) -> None
         await feed.stop()
 
 
-async def test_two_processes_interleaving_commits_see_one_order(
-    store: SqlStore, follow
-) -> None:
+async def test_two_processes_interleaving_commits_see_one_order(store: SqlStore, follow) -> None:
     a, seen_by_a = await follow()
     b, seen_by_b = await follow()
     committed: list[str] = []

@@ -200,7 +200,8 @@ async def test_store_keeps_preferences_and_filters_by_them(store: SqlStore) -> N
     assert [item.title for item in page.items] == ["d"]
     assert page.unread_count == 1
     assert await store.unread_count(alice, now_ms=now) == 1
-    assert [i.notification.title for i in await store.after(alice, 0, now_ms=now, limit=10) or []] == ["d"]
+    replayed = await store.after(alice, 0, now_ms=now, limit=10) or []
+    assert [entry.notification.title for entry in replayed] == ["d"]
     assert await store.unread_count(bob, now_ms=now) == 3
     await store.set_preferences("alice", Preferences(), now_ms=2)
     assert await store.unread_count(alice, now_ms=now) == 3

@@ -84,7 +84,11 @@ async def test_patch_and_delete_reach_every_tab_and_are_refused_to_users(
     patched = await http.patch(
         f"/api/v1/notifications/{sent}",
         headers=BACKEND,
-        json={"title": "deploy finished", "level": "success", "actions": [{"id": "open", "label": "Open"}]},
+        json={
+            "title": "deploy finished",
+            "level": "success",
+            "actions": [{"id": "open", "label": "Open"}],
+        },
     )
     assert patched.status_code == 200, patched.text
     assert patched.json()["title"] == "deploy finished"
@@ -115,7 +119,7 @@ async def test_bad_changes_are_json_errors(server, http, user) -> None:
         (http.patch(url, headers=BACKEND, json={}), 422),
         (http.patch(url, headers=BACKEND, json={"title": None}), 422),
         (http.patch(url, headers=BACKEND, json={"title": "t" * 100_000}), 413),
-        (http.patch("/api/v1/notifications/0000000000000001", headers=BACKEND, json={"title": "x"}), 404),
+        (http.patch(f"{url[:-16]}0000000000000001", headers=BACKEND, json={"title": "x"}), 404),
         (http.delete("/api/v1/notifications/nope", headers=BACKEND), 404),
     ]
     for request, status in cases:
@@ -138,7 +142,7 @@ async def test_resume_after_changes_gets_the_final_state_once(server, http, user
         )
         assert response.status_code == 200
     await http.delete(f"/api/v1/notifications/{retracted}", headers=BACKEND)
-    new = await notify(http, {"users": [user]}, title="new")
+    await notify(http, {"users": [user]}, title="new")
     born_and_gone = await notify(http, {"users": [user]}, title="never seen")
     await http.delete(f"/api/v1/notifications/{born_and_gone}", headers=BACKEND)
 
@@ -174,9 +178,7 @@ async def _sse(http: httpx.AsyncClient, user: str, last: str | None, count: int)
     return events
 
 
-async def test_sse_updated_events_carry_positions_and_resume_from_them(
-    server, http, user
-) -> None:
+async def test_sse_updated_events_carry_positions_and_resume_from_them(server, http, user) -> None:
     sent = await notify(http, {"users": [user]}, title="v1")
 
     async def change_later() -> None:

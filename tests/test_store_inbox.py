@@ -28,7 +28,8 @@ async def test_marking_unread_beats_read_all_until_read_again(store: SqlStore) -
     first, second = await create(store, note("a", all=True), note("b", all=True))
     await store.mark_all_read(ALICE, now_ms=ids.time_ms())
     assert await unread(store) == 0
-    assert await store.set_receipt(ALICE, first, {"read_at": None, "unread_at": 1}, now_ms=ids.time_ms())
+    again = {"read_at": None, "unread_at": 1}
+    assert await store.set_receipt(ALICE, first, again, now_ms=ids.time_ms())
     assert await unread(store) == 1
     page = await store.page(ALICE, now_ms=ids.time_ms(), limit=10, unread_only=True)
     assert [item.title for item in page.items] == ["a"]
@@ -59,7 +60,7 @@ async def test_archive_is_per_user_and_keeps_a_broadcast_stored_once(store: SqlS
 
 
 async def test_archive_read_takes_only_read_items(store: SqlStore) -> None:
-    old, new = await create(store, note("old", all=True), note("new", all=True))
+    old, _ = await create(store, note("old", all=True), note("new", all=True))
     await store.mark_read(ALICE, [old], now_ms=ids.time_ms())
     assert await store.archive_read(ALICE, now_ms=ids.time_ms()) == [old]
     assert await titles(store, ALICE) == ["new"]
