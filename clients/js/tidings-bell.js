@@ -6,7 +6,7 @@
 //
 // or give it a client you made: document.querySelector('tidings-bell').client = client;
 
-import { Tidings } from './tidings.js';
+import { Tidings, snoozeChoices } from './tidings.js';
 
 const LEVELS = new Set(['info', 'success', 'warning', 'error']);
 
@@ -44,6 +44,15 @@ export function safeUrl(url, base = globalThis.location?.href) {
   } catch {
     return null;
   }
+}
+
+/**
+ * The progress an item reports in `data.progress` or `data.percent` (0–100), or null:
+ * such an item shows a progress bar that moves as the backend updates it in place.
+ */
+export function progressOf(data) {
+  const value = data?.progress ?? data?.percent;
+  return typeof value === 'number' && Number.isFinite(value) ? Math.min(100, Math.max(0, value)) : null;
 }
 
 /** Badge text: "", "1" … "99", "99+". */
@@ -199,6 +208,19 @@ li:not(.unread) .title { font-weight: 500; }
   display: inline-flex; align-items: center; justify-content: center;
 }
 .read:hover { color: var(--_accent); border-color: var(--_accent); }
+.actions { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 8px; }
+.action {
+  border: 1px solid var(--_border); background: var(--_bg); color: var(--_accent); cursor: pointer;
+  padding: 3px 10px; border-radius: 6px; font-size: 13px; font-weight: 550; text-decoration: none;
+}
+.action:hover { border-color: var(--_accent); }
+.action:disabled { color: var(--_muted); cursor: default; }
+.action.done { color: var(--_success); border-color: var(--_success); }
+progress { display: block; width: 100%; height: 6px; margin-top: 6px; accent-color: var(--_level); }
+.tools { display: flex; gap: 2px; margin-top: 6px; font-size: 12px; }
+.tools .link-btn { font-size: 12px; padding: 2px 6px; color: var(--_muted); }
+.tools .link-btn:hover { color: var(--_accent); }
+.tools select { font: inherit; font-size: 12px; color: var(--_muted); background: transparent; border: 0; border-radius: 6px; padding: 2px 4px; cursor: pointer; }
 .empty { margin: 0; padding: 28px 16px; text-align: center; color: var(--_muted); font-size: 14px; }
 .prefs { padding: 8px 16px 10px; border-bottom: 1px solid var(--_border); font-size: 14px; }
 .prefs[hidden] { display: none; }
@@ -237,7 +259,13 @@ let instances = 0;
  * `align` ("left" to open the panel rightwards).
  *
  * Events: `tidings-open`, `tidings-close`, `tidings-select` (detail: the notification;
- * cancelable — cancel to stop the link being followed).
+ * cancelable — cancel to stop the link being followed), `tidings-action` (detail:
+ * `{id, action}`, once the server took an action button's click) and
+ * `tidings-action-error`.
+ *
+ * Each item offers its action buttons, "Mark unread" (when read), "Archive" and a snooze
+ * menu; items whose `data.progress` (or `data.percent`) is a number show a progress bar,
+ * which moves as the backend updates the notification in place.
  */
 // Lets Node import the pure helpers above without a DOM.
 const Base = globalThis.HTMLElement ?? class {};
@@ -269,6 +297,7 @@ export class TidingsBell extends Base {
     <span class="conn" data-status="closed" aria-live="polite"></span>
     <button class="link-btn settings" type="button" aria-expanded="false" aria-controls="${this._uid}-prefs">Settings</button>
     <button class="link-btn all" type="button" disabled>Mark all read</button>
+    <button class="link-btn archive-read" type="button" title="Archive everything read">Archive read</button>
   </header>
   <section class="prefs" part="preferences" id="${this._uid}-prefs" aria-label="Notification settings" hidden>
     <label><input type="checkbox" class="dnd"> Do not disturb for 8 hours</label>
@@ -288,10 +317,13 @@ export class TidingsBell extends Base {
       dnd: $('.dnd'), switches: $('.switches'),
     };
     this._prefs = null;
+    this._acted = new Set(); // "<id> <action>" clicked here: shown as done
     this._els.settings.addEventListener('click', () => this._toggleSettings());
     this._els.prefs.addEventListener('change', (e) => this._onPreferenceChange(e));
     this._els.bell.addEventListener('click', () => this.toggle());
     this._els.all.addEventListener('click', () => this._markAll());
+    root.querySelector('.archive-read').addEventListener('click', () => this._client?.archiveRead().catch(() => {}));
+    this._els.list.addEventListener('change', (e) => this._onSnoozeChoice(e));
     this._els.more.addEventListener('click', () => this._loadMore());
     this._els.desktop.addEventListener('click', () => this._askPermission());
     this._els.list.addEventListener('click', (e) => this._onListClick(e));
@@ -453,7 +485,7 @@ export class TidingsBell extends Base {
     let cursor = list.firstElementChild;
     for (const n of shown) {
       let li = existing.get(n.id);
-      const sig = `${n.read_at ? 1 : 0}|${n.title}|${n.body}|${n.url}|${n.level}`;
+      const sig = `${n.read_at ? 1 : 0}|${n.title}|${n.body}|${n.url}|${n.level}|${n.updated_at}|${JSON.stringify(n.actions)}|${progressOf(n.data)}`;
       if (!li || li.dataset.sig !== sig) {
         const fresh = this._renderItem(n, sig);
         if (li) li.replaceWith(fresh);
@@ -492,6 +524,14 @@ export class TidingsBell extends Base {
     if (href) title.href = href;
     content.append(title);
     if (n.body) content.append(textElement('p', 'body', n.body));
+    const progress = progressOf(n.data);
+    if (progress !== null) {
+      const bar = document.createElement('progress');
+      bar.max = 100;
+      bar.value = progress;
+      bar.setAttribute('aria-label', `${n.title || 'Progress'}: ${Math.round(progress)}%`);
+      content.append(bar);
+    }
     const meta = document.createElement('div');
     meta.className = 'meta';
     const tag = document.createElement('span');
@@ -509,6 +549,9 @@ export class TidingsBell extends Base {
       meta.append(sr);
     }
     content.append(meta);
+    const actions = this._renderActions(n);
+    if (actions) content.append(actions);
+    content.append(this._renderTools(n));
     li.append(content);
     if (!n.read_at) {
       const read = document.createElement('button');
@@ -520,6 +563,56 @@ export class TidingsBell extends Base {
       li.append(read);
     }
     return li;
+  }
+
+  /** The notification's buttons: posted to the server (a webhook), or links if they have a url. */
+  _renderActions(n) {
+    if (!Array.isArray(n.actions) || !n.actions.length) return null;
+    const row = document.createElement('div');
+    row.className = 'actions';
+    row.setAttribute('part', 'actions');
+    for (const action of n.actions) {
+      if (!action || typeof action.id !== 'string') continue;
+      const href = safeUrl(action.url);
+      const el = textElement(href ? 'a' : 'button', 'action', action.label || action.id);
+      el.dataset.action = action.id;
+      if (href) el.href = href;
+      else el.type = 'button';
+      if (this._acted.has(`${n.id} ${action.id}`)) {
+        el.classList.add('done');
+        el.setAttribute('aria-pressed', 'true');
+      }
+      row.append(el);
+    }
+    return row;
+  }
+
+  /** Per item: mark unread again, archive, snooze. */
+  _renderTools(n) {
+    const tools = document.createElement('div');
+    tools.className = 'tools';
+    const button = (cls, label, title) => {
+      const b = textElement('button', `link-btn ${cls}`, label);
+      b.type = 'button';
+      b.setAttribute('aria-label', `${title} “${n.title || 'notification'}”`);
+      return b;
+    };
+    if (n.read_at) tools.append(button('mark-unread', 'Mark unread', 'Mark unread'));
+    tools.append(button('archive', 'Archive', 'Archive'));
+    const snooze = document.createElement('select');
+    snooze.className = 'snooze';
+    snooze.setAttribute('aria-label', `Snooze “${n.title || 'notification'}”`);
+    snooze.append(new Option('Snooze…', ''));
+    for (const choice of snoozeChoices()) snooze.append(new Option(choice.label, choice.until.toISOString()));
+    tools.append(snooze);
+    return tools;
+  }
+
+  _onSnoozeChoice(event) {
+    const select = event.target.closest?.('select.snooze');
+    const li = select?.closest('li');
+    if (!select || !li || !select.value || !this._client) return;
+    this._client.snooze(li.dataset.id, select.value).catch(() => this._render());
   }
 
   _refreshTimes() {
@@ -562,6 +655,21 @@ export class TidingsBell extends Base {
     const li = event.target.closest('li');
     if (!li || !this._client) return;
     const id = li.dataset.id;
+    const action = event.target.closest('.action');
+    if (action && action.tagName === 'BUTTON') {
+      this._act(li, id, action);
+      return;
+    }
+    if (event.target.closest('.mark-unread')) {
+      li.focus({ preventScroll: true });
+      this._client.markUnread(id).catch(() => {});
+      return;
+    }
+    if (event.target.closest('.archive')) {
+      this._client.archive(id).catch(() => {});
+      return;
+    }
+    if (event.target.closest('select')) return;
     if (event.target.closest('.read')) {
       // Keep keyboard focus on the row once its button disappears.
       li.focus({ preventScroll: true });
@@ -574,6 +682,24 @@ export class TidingsBell extends Base {
     const select = new CustomEvent('tidings-select', { detail: n, bubbles: true, composed: true, cancelable: true });
     if (!n.read_at) this._client.markRead(id).catch(() => {});
     if (!this.dispatchEvent(select) && link) event.preventDefault();
+  }
+
+  async _act(li, id, button) {
+    const name = button.dataset.action;
+    button.disabled = true;
+    const detail = { id, action: name };
+    try {
+      await this._client.act(id, name);
+      this._acted.add(`${id} ${name}`);
+      button.classList.add('done');
+      button.setAttribute('aria-pressed', 'true');
+      const n = this._client.notifications.find((x) => x.id === id);
+      if (n && !n.read_at) this._client.markRead(id).catch(() => {});
+      this.dispatchEvent(new CustomEvent('tidings-action', { detail, bubbles: true, composed: true }));
+    } catch (error) {
+      button.disabled = false;
+      this.dispatchEvent(new CustomEvent('tidings-action-error', { detail: { ...detail, error }, bubbles: true, composed: true }));
+    }
   }
 
   _onListKey(event) {

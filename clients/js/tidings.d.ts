@@ -29,11 +29,30 @@ export interface Notification {
   url: string | null;
   /** From the event type's template, or as given on create; null when none. */
   category?: string | null;
-  actions?: { id: string; label: string; url?: string | null }[] | null;
+  /** Buttons: `client.act(id, action.id)`, or open `url` when it has one. */
+  actions?: Action[] | null;
   actor: string | null;
   created_at: string;
   expires_at?: string | null;
   read_at: string | null;
+  /** When the backend last changed it (PATCH, or a create with its `key`). */
+  updated_at?: string;
+  /** For this user: archived (out of the inbox, in `list({archived: true})`). */
+  archived_at?: string;
+  /** For this user: hidden until then. */
+  snoozed_until?: string;
+}
+
+export interface Action {
+  id: string;
+  label: string;
+  url?: string | null;
+}
+
+export interface SnoozeChoice {
+  id: 'hour' | 'evening' | 'tomorrow' | 'week';
+  label: string;
+  until: Date;
 }
 
 export interface Switch {
@@ -138,6 +157,11 @@ export interface TidingsEvents {
   read: (ids: string[]) => void;
   read_all: (through: string | null) => void;
   deleted: (ids: string[]) => void;
+  /** Changed in place: `shared` when the backend changed it for everyone (content only). */
+  updated: (notification: Partial<Notification> & { id: string }, meta: { shared: boolean }) => void;
+  archived: (ids: string[]) => void;
+  /** Hidden until `until`; it comes back as a `notification` then. */
+  snoozed: (ids: string[], until: string | null) => void;
   status: (status: Status) => void;
   message: (frame: TopicMessageFrame) => void;
   presence: (room: { topic: string; users: string[] }) => void;
@@ -183,11 +207,24 @@ export declare class Tidings {
   markRead(ids: string | string[]): Promise<void>;
   markAllRead(): Promise<void>;
   remove(id: string): Promise<void>;
+  /** Unread again, even after "mark all read" (REST). Resolves to the notification. */
+  markUnread(id: string): Promise<Notification>;
+  archive(id: string): Promise<Notification>;
+  unarchive(id: string): Promise<Notification>;
+  archiveRead(): Promise<{ ids: string[]; unread_count: number }>;
+  /** Hide until `until` (future, within the retention age); back unread then, live. */
+  snooze(id: string, until: Date | string | SnoozeChoice): Promise<Notification>;
+  /** Click an action button: the backend gets a `notification.action` webhook. */
+  act(id: string, action: string): Promise<unknown>;
   /** The user's preferences (REST). */
   preferences(): Promise<Preferences>;
   /** Merge changes into them (`replace: true`: replace them); resolves to those in force. */
   setPreferences(changes: Partial<Preferences>, options?: { replace?: boolean }): Promise<Preferences>;
-  list(options?: { limit?: number; before?: string; unread?: boolean }): Promise<Page>;
+  /** A page; `archived`, `type`, `category`, `level` give a filtered view (not merged into `notifications`). */
+  list(options?: {
+    limit?: number; before?: string; unread?: boolean; archived?: boolean;
+    type?: string | string[]; category?: string | string[]; level?: Level | Level[];
+  }): Promise<Page>;
   subscribe<T = unknown>(
     topic: string,
     fn: (data: T, frame: TopicMessageFrame<T>) => void,
@@ -225,7 +262,10 @@ export declare class Dedup {
   floor: string | null;
   has(id: string): boolean;
   accept(id: string): boolean;
+  /** Move the resume point to a change's log position. */
+  advance(position: string): void;
 }
+export declare function snoozeChoices(now?: Date): SnoozeChoice[];
 
 export interface Inbox {
   items: Notification[];

@@ -54,6 +54,7 @@ export const SERVER_FRAME_TYPES = Object.freeze([
   'welcome', 'notification', 'read', 'read_all', 'deleted', 'unread', 'message',
   'ping', 'pong', 'ack', 'list', 'error', 'resync', 'preferences',
   'batch', 'presence', 'join', 'leave',
+  'updated', 'archived', 'snoozed',
 ]);
 
 /** A failure reported by the server (error frame, HTTP error) or by the client. */
@@ -205,6 +206,35 @@ export class Dedup {
     }
     return true;
   }
+
+  /**
+   * A change's place in the server's log (`position` of `updated`, `deleted` and some
+   * `notification` frames): resuming after it replays nothing twice.
+   */
+  advance(position) {
+    if (isResumeId(position) && (this.last === null || position > this.last)) this.last = position;
+  }
+}
+
+// -- snooze ----------------------------------------------------------------------------
+
+/**
+ * The usual snooze choices from `now`: `[{id, label, until}]` with `until` a Date —
+ * in an hour, this evening at 18:00 (if still ahead), tomorrow at 9:00, next Monday 9:00.
+ */
+export function snoozeChoices(now = new Date()) {
+  const at = (days, hour) => {
+    const d = new Date(now.getTime());
+    d.setDate(d.getDate() + days);
+    d.setHours(hour, 0, 0, 0);
+    return d;
+  };
+  const choices = [{ id: 'hour', label: 'In 1 hour', until: new Date(now.getTime() + 3600e3) }];
+  const evening = at(0, 18);
+  if (evening.getTime() - now.getTime() > 3600e3) choices.push({ id: 'evening', label: 'This evening', until: evening });
+  choices.push({ id: 'tomorrow', label: 'Tomorrow', until: at(1, 9) });
+  choices.push({ id: 'week', label: 'Next week', until: at(((8 - now.getDay()) % 7) || 7, 9) });
+  return choices;
 }
 
 // -- inbox state -----------------------------------------------------------------------
@@ -233,7 +263,22 @@ export function reduceInbox(state, frame, { max = 500, now = () => new Date().to
     case 'notification': {
       const item = frame.notification;
       if (!item || typeof item.id !== 'string') return state;
-      if (state.items.some((n) => n.id === item.id)) return state;
+      const held = state.items.find((n) => n.id === item.id);
+      if (held) {
+        // Back from a snooze, or changed before this client saw it live: take it as is.
+        return frame.woke || frame.position ? replaceItem(state, held, { ...held, ...item }) : state;
+      }
+      const items = insertSorted(state.items, item).slice(0, max);
+      return { ...state, items, unread: state.unread + (item.read_at ? 0 : 1) };
+    }
+    case 'updated': {
+      // From the log (`position`): shared content, merged into the item if held. Without
+      // `position`: this user's own change (read again, unarchived), the whole item.
+      const item = frame.notification;
+      if (!item || typeof item.id !== 'string') return state;
+      const held = state.items.find((n) => n.id === item.id);
+      if (held) return replaceItem(state, held, { ...held, ...item });
+      if (frame.position || item.archived_at || item.snoozed_until) return state;
       const items = insertSorted(state.items, item).slice(0, max);
       return { ...state, items, unread: state.unread + (item.read_at ? 0 : 1) };
     }
@@ -257,7 +302,10 @@ export function reduceInbox(state, frame, { max = 500, now = () => new Date().to
       const unread = through ? items.filter((n) => !n.read_at && n.id > through).length : 0;
       return { ...state, items, unread: Math.min(state.unread, unread) };
     }
+    case 'archived':
+    case 'snoozed':
     case 'deleted': {
+      // Also what archiving and snoozing do to the inbox (they leave it for now).
       const ids = new Set(frame.ids || []);
       const removedUnread = state.items.filter((n) => ids.has(n.id) && !n.read_at).length;
       const items = state.items.filter((n) => !ids.has(n.id));
@@ -286,6 +334,13 @@ export function reduceInbox(state, frame, { max = 500, now = () => new Date().to
     default:
       return state;
   }
+}
+
+function replaceItem(state, held, item) {
+  if (Object.keys(item).every((key) => JSON.stringify(item[key]) === JSON.stringify(held[key]))) return state;
+  const items = state.items.map((n) => (n === held ? item : n));
+  const unread = state.unread + (held.read_at && !item.read_at ? 1 : 0) - (!held.read_at && item.read_at ? 1 : 0);
+  return { ...state, items, unread: Math.max(0, unread) };
 }
 
 function insertSorted(items, item) {
@@ -644,6 +699,65 @@ export class Tidings {
     return result;
   }
 
+  /** Mark one notification unread again (REST); the other tabs and devices follow. */
+  async markUnread(id) {
+    const held = this._inbox.items.find((n) => n.id === id);
+    if (held) this._applyLocal({ type: 'updated', notification: { ...held, read_at: null } });
+    return this._inboxAction(`/me/notifications/${encodeURIComponent(id)}/unread`);
+  }
+
+  /** Move one notification out of the inbox into the archive (REST). */
+  async archive(id) {
+    this._applyLocal({ type: 'archived', ids: [id] });
+    return this._inboxAction(`/me/notifications/${encodeURIComponent(id)}/archive`, { local: false });
+  }
+
+  /** Bring an archived notification back into the inbox (REST). */
+  async unarchive(id) {
+    return this._inboxAction(`/me/notifications/${encodeURIComponent(id)}/unarchive`);
+  }
+
+  /** Archive every read notification (REST); resolves to `{ids, unread_count}`. */
+  async archiveRead() {
+    const read = this._inbox.items.filter((n) => n.read_at).map((n) => n.id);
+    if (read.length) this._applyLocal({ type: 'archived', ids: read });
+    try {
+      const result = await this._rest('POST', '/me/notifications/archive-read');
+      this._apply({ type: 'unread', count: result.unread_count });
+      return result;
+    } catch (err) {
+      this._refresh();
+      throw err;
+    }
+  }
+
+  /**
+   * Hide one notification until `until` (a Date, an ISO string, or one of
+   * `snoozeChoices()`); it then comes back unread, live. Resolves to the notification.
+   */
+  async snooze(id, until) {
+    const when = until?.until ?? until;
+    const iso = when instanceof Date ? when.toISOString() : String(when);
+    this._applyLocal({ type: 'snoozed', ids: [id], until: iso });
+    try {
+      return await this._rest('POST', `/me/notifications/${encodeURIComponent(id)}/snooze`, {}, false, { until: iso });
+    } catch (err) {
+      this._refresh();
+      throw err;
+    }
+  }
+
+  /**
+   * Click one of a notification's `actions` (its `id`): the server tells the backend
+   * (a `notification.action` webhook). Over the WebSocket when open, else over HTTP.
+   * An action with a `url` is for the page to open; posting it is still allowed.
+   */
+  async act(id, action) {
+    if (this._canSend()) return this._request({ type: 'action', id, action });
+    const path = `/me/notifications/${encodeURIComponent(id)}/actions/${encodeURIComponent(action)}`;
+    return this._rest('POST', path);
+  }
+
   /** Delete one notification from the user's inbox (REST). */
   async remove(id) {
     this._applyLocal({ type: 'deleted', ids: [id] });
@@ -659,17 +773,26 @@ export class Tidings {
    * A page of the inbox, newest first: `{items, unread_count, next_before}`.
    * Over the WebSocket when open, else over HTTP. The page is merged into `notifications`.
    */
-  async list({ limit = this._o.pageSize, before, unread } = {}) {
+  async list({ limit = this._o.pageSize, before, unread, archived, type, category, level } = {}) {
     let page;
+    const filtered = Boolean(archived || type || category || level);
     if (this._canSend() && !unread) {
       const frame = { type: 'list', limit };
       if (before) frame.before = before;
+      if (archived) frame.archived = true;
+      if (type) frame.types = [].concat(type);
+      if (category) frame.categories = [].concat(category);
+      if (level) frame.levels = [].concat(level);
       page = await this._request(frame);
     } else {
-      page = await this._rest('GET', '/me/notifications', { limit, before, unread: unread ? 'true' : undefined });
+      page = await this._rest('GET', '/me/notifications', {
+        limit, before, unread: unread ? 'true' : undefined, archived: archived ? 'true' : undefined,
+        type, category, level,
+      });
     }
     const items = Array.isArray(page.items) ? page.items : [];
     const result = { items, unread_count: page.unread_count, next_before: page.next_before ?? null };
+    if (filtered) return result; // a view of its own: the inbox is not this page
     this._noteListed(items, { first: !before });
     this._apply({ type: 'list', items, before, unread_count: unread ? undefined : page.unread_count });
     return result;
@@ -1057,14 +1180,23 @@ export class Tidings {
         return this._onWelcome(frame, handle);
       case 'notification': {
         const n = frame.notification;
-        if (!n || !this._dedup.accept(n.id)) return;
+        if (frame.position) this._dedup.advance(frame.position);
+        if (!n) return;
+        if (frame.woke) this._dedup.accept(n.id); // back from a snooze: seen, yet shown again
+        else if (!this._dedup.accept(n.id)) return;
         this._apply(frame);
         // During do-not-disturb the item still arrives and counts, but shows no toast.
         const meta = { silent: frame.silent === true };
         this._emit('notification', n, meta);
-        this._broadcast({ type: 'notification', notification: n, silent: meta.silent });
+        this._broadcast({ type: 'notification', notification: n, silent: meta.silent, woke: frame.woke });
         return;
       }
+      case 'updated':
+      case 'archived':
+      case 'snoozed':
+        if (frame.position) this._dedup.advance(frame.position);
+        this._applyRemote(frame);
+        return;
       case 'preferences':
         // What is shown and counted changed: take the list again, as the server filters it.
         this._emit('preferences', frame.preferences);
@@ -1074,6 +1206,11 @@ export class Tidings {
       case 'read':
       case 'read_all':
       case 'deleted': {
+        if (frame.position) this._dedup.advance(frame.position);
+        if (frame.retracted && (frame.ids || []).some((id) => !this._inbox.items.some((n) => n.id === id))) {
+          // Taken back by the backend; one we do not hold may still have been counted.
+          Promise.resolve().then(() => this._refresh());
+        }
         this._apply(frame);
         if (frame.type === 'read') this._emit('read', frame.ids || []);
         else if (frame.type === 'read_all') this._emit('read_all', frame.through ?? null);
@@ -1200,6 +1337,26 @@ export class Tidings {
     this._emit('change', { items: next.items, unread: next.unread });
   }
 
+  /** A change heard from the server (or another tab): apply and tell listeners. */
+  _applyRemote(frame) {
+    this._apply(frame);
+    if (frame.type === 'updated') this._emit('updated', frame.notification, { shared: Boolean(frame.position) });
+    else if (frame.type === 'archived') this._emit('archived', frame.ids || []);
+    else if (frame.type === 'snoozed') this._emit('snoozed', frame.ids || [], frame.until ?? null);
+  }
+
+  /** A REST inbox action whose answer is the notification as it now is. */
+  async _inboxAction(path, { local = true } = {}) {
+    try {
+      const item = await this._rest('POST', path);
+      if (local && item && typeof item.id === 'string') this._applyLocal({ type: 'updated', notification: item });
+      return item;
+    } catch (err) {
+      this._refresh();
+      throw err;
+    }
+  }
+
   /** An action taken here: apply now, tell the other tabs. */
   _applyLocal(frame) {
     this._apply(frame);
@@ -1207,6 +1364,9 @@ export class Tidings {
     if (frame.type === 'read') this._emit('read', frame.ids);
     else if (frame.type === 'read_all') this._emit('read_all', frame.through ?? null);
     else if (frame.type === 'deleted') this._emit('deleted', frame.ids);
+    else if (frame.type === 'updated') this._emit('updated', frame.notification, { shared: false });
+    else if (frame.type === 'archived') this._emit('archived', frame.ids);
+    else if (frame.type === 'snoozed') this._emit('snoozed', frame.ids, frame.until ?? null);
   }
 
   _newestKnownId() {
@@ -1240,9 +1400,13 @@ export class Tidings {
 
   _onTabMessage(frame) {
     if (!frame || typeof frame.type !== 'string') return;
+    if (['updated', 'archived', 'snoozed'].includes(frame.type)) {
+      this._applyRemote(frame);
+      return;
+    }
     if (frame.type === 'notification') {
       // Another tab heard it first (e.g. this one is polling): take it, deduplicated.
-      if (this._conn?.kind === 'polling' && frame.notification && this._dedup.accept(frame.notification.id)) {
+      if (this._conn?.kind === 'polling' && frame.notification && (this._dedup.accept(frame.notification.id) || frame.woke)) {
         this._apply(frame);
         this._emit('notification', frame.notification, { silent: frame.silent === true });
       }
