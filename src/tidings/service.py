@@ -250,7 +250,9 @@ class NotificationService:
         if chosen is None:
             raise NotFound(f"notification {notification_id} has no action {action[:100]!r}")
         if self.webhooks is not None:
-            data = {"notification": item.id, "user": principal.user, "action": action}
+            # The notification as in the API (without this user's read state), as in
+            # notification.created: receivers need not look it up.
+            data = {"notification": item.content(), "user": principal.user, "action": action}
             try:
                 self.webhooks.emit("notification.action", data)
             except Exception:  # the click was taken; a webhook queue problem is logged
