@@ -1,8 +1,10 @@
 """Random sequences of inbox operations agree with a plain in-memory model.
 
-After every step, each user's full list (walked page by page) and unread count must be
-exactly what the model says, for notifications to users, to roles and to everyone, with
-each user's preferences (types and categories switched off, critical ones shown anyway).
+After every step, each user's full list (walked page by page), archive and unread count
+must be exactly what the model says, for notifications to users, to roles and to
+everyone, with each user's preferences (types and categories switched off, critical ones
+shown anyway), items marked unread again, archived and snoozed, and items the backend
+retracted.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from tidings import ids
-from tidings.models import Audience, NewNotification, Principal
+from tidings.models import Audience, InboxFilter, NewNotification, Principal
 from tidings.preferences import Preferences
 from tidings.store import PendingCreate, SqlStore
 from tidings.store.migrate import upgrade
@@ -53,6 +55,10 @@ class ModelUser:
     read: set[int] = field(default_factory=set)
     hidden: set[int] = field(default_factory=set)
     read_through: int = 0
+    unread_again: set[int] = field(default_factory=set)
+    archived: set[int] = field(default_factory=set)
+    snoozed: dict[int, int] = field(default_factory=dict)
+    """id -> until (ms)."""
     types: dict[str, bool] = field(default_factory=dict)
     categories: dict[str, bool] = field(default_factory=dict)
 
@@ -90,7 +96,8 @@ class InboxMachine(RuleBasedStateMachine):
 
     # -- the model -----------------------------------------------------------------
 
-    def visible(self, name: str) -> list[ModelItem]:
+    def reachable(self, name: str) -> list[ModelItem]:
+        """What the user can act on: not deleted, muted, expired or retracted."""
         who, state = USERS[name], self.users[name]
         return sorted(
             (
@@ -105,13 +112,32 @@ class InboxMachine(RuleBasedStateMachine):
             reverse=True,
         )
 
-    def unread(self, name: str) -> list[ModelItem]:
-        state = self.users[name]
+    def sleeping(self, name: str, item: ModelItem) -> bool:
+        return self.users[name].snoozed.get(item.id, 0) > self.now
+
+    def visible(self, name: str) -> list[ModelItem]:
+        archived = self.users[name].archived
         return [
             item
-            for item in self.visible(name)
-            if item.id > state.read_through and item.id not in state.read
+            for item in self.reachable(name)
+            if item.id not in archived and not self.sleeping(name, item)
         ]
+
+    def archive_of(self, name: str) -> list[ModelItem]:
+        archived = self.users[name].archived
+        return [
+            item
+            for item in self.reachable(name)
+            if item.id in archived and not self.sleeping(name, item)
+        ]
+
+    def is_unread(self, name: str, item: ModelItem) -> bool:
+        state = self.users[name]
+        above = item.id > state.read_through or item.id in state.unread_again
+        return above and item.id not in state.read
+
+    def unread(self, name: str) -> list[ModelItem]:
+        return [item for item in self.visible(name) if self.is_unread(name, item)]
 
     # -- rules -----------------------------------------------------------------------
 
@@ -170,9 +196,11 @@ class InboxMachine(RuleBasedStateMachine):
             return
         target = self.items[pick % len(self.items)].id
         changed = self.run(self.store.mark_read(USERS[name], [target], now_ms=self.now))
-        expected = [target] if any(i.id == target for i in self.unread(name)) else []
+        unread = [i.id for i in self.reachable(name) if self.is_unread(name, i)]
+        expected = [target] if target in unread else []
         assert changed == expected
         self.users[name].read.update(changed)
+        self.users[name].unread_again.difference_update(changed)
 
     @rule(name=st.sampled_from(sorted(USERS)))
     def mark_all_read(self, name: str) -> None:
@@ -180,7 +208,12 @@ class InboxMachine(RuleBasedStateMachine):
         addressed = [i.id for i in self.items if i.addressed_to(USERS[name])]
         if addressed:
             state = self.users[name]
-            state.read_through = max(state.read_through, max(addressed))
+            newest = max(addressed)
+            state.read_through = max(state.read_through, newest)
+            for value in list(state.unread_again):  # read now, unless still snoozed
+                if value <= newest and state.snoozed.get(value, 0) <= self.now:
+                    state.unread_again.discard(value)
+                    state.read.add(value)
 
     @rule(name=st.sampled_from(sorted(USERS)), pick=st.integers(min_value=0, max_value=50))
     def delete(self, name: str, pick: int) -> None:
@@ -191,6 +224,66 @@ class InboxMachine(RuleBasedStateMachine):
         assert hidden == any(i.id == target for i in self.visible(name))
         if hidden:
             self.users[name].hidden.add(target)
+
+    def _own(self, name: str, pick: int, values: dict[str, int | None]) -> ModelItem | None:
+        """Set a receipt through the store; the item if the user could reach it."""
+        if not self.items:
+            return None
+        target = self.items[pick % len(self.items)]
+        done = self.run(self.store.set_receipt(USERS[name], target.id, values, now_ms=self.now))
+        reachable = any(i.id == target.id for i in self.reachable(name))
+        assert done == reachable
+        return target if done else None
+
+    @rule(name=st.sampled_from(sorted(USERS)), pick=st.integers(min_value=0, max_value=50))
+    def mark_unread(self, name: str, pick: int) -> None:
+        target = self._own(name, pick, {"read_at": None, "unread_at": self.now})
+        if target is not None:
+            self.users[name].read.discard(target.id)
+            self.users[name].unread_again.add(target.id)
+
+    @rule(
+        name=st.sampled_from(sorted(USERS)),
+        pick=st.integers(min_value=0, max_value=50),
+        archived=st.booleans(),
+    )
+    def archive(self, name: str, pick: int, archived: bool) -> None:
+        target = self._own(name, pick, {"archived_at": self.now if archived else None})
+        if target is not None:
+            (self.users[name].archived.add if archived else self.users[name].archived.discard)(
+                target.id
+            )
+
+    @rule(name=st.sampled_from(sorted(USERS)))
+    def archive_read(self, name: str) -> None:
+        done = self.run(self.store.archive_read(USERS[name], now_ms=self.now))
+        expected = [i.id for i in self.visible(name) if not self.is_unread(name, i)]
+        assert done == expected
+        self.users[name].archived.update(done)
+
+    @rule(
+        name=st.sampled_from(sorted(USERS)),
+        pick=st.integers(min_value=0, max_value=50),
+        ms=st.integers(min_value=1, max_value=6_000),
+    )
+    def snooze(self, name: str, pick: int, ms: int) -> None:
+        until = self.now + ms
+        values = {"snoozed_until": until, "read_at": None, "unread_at": self.now}
+        target = self._own(name, pick, values)
+        if target is not None:
+            state = self.users[name]
+            state.snoozed[target.id] = until
+            state.read.discard(target.id)
+            state.unread_again.add(target.id)
+
+    @rule(pick=st.integers(min_value=0, max_value=50))
+    def retract(self, pick: int) -> None:
+        if not self.items:
+            return
+        target = self.items.pop(pick % len(self.items))
+        stored = self.run(self.store.retract(target.id, now_ms=self.now))
+        assert stored is not None and stored.outcomes[0].change == "retracted"
+        assert self.run(self.store.retract(target.id, now_ms=self.now)) is None
 
     @rule(ms=st.integers(min_value=1, max_value=3_000))
     def time_passes(self, ms: int) -> None:
@@ -222,6 +315,12 @@ class InboxMachine(RuleBasedStateMachine):
             )
             assert [ids.decode(i.id) for i in unread_page.items] == [
                 item.id for item in self.unread(name)
+            ], name
+            archive = self.run(
+                self.store.page(who, now_ms=self.now, limit=100, only=InboxFilter(archived=True))
+            )
+            assert [ids.decode(i.id) for i in archive.items] == [
+                item.id for item in self.archive_of(name)
             ], name
 
 

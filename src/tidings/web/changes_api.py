@@ -23,7 +23,7 @@ router = APIRouter(prefix="/api/v1/notifications", tags=["backend"])
 @router.patch(
     "/{notification_id}",
     response_model=NotificationOut,
-    responses=documented(401, 404, 413, 422, 503),
+    responses=documented(400, 401, 404, 413, 422, 503),
     openapi_extra=BACKEND,
 )
 async def change_notification(

@@ -30,7 +30,12 @@ ONE: dict[str, Any] = {
 }
 
 
-@router.post("/archive-read", response_model=ArchivedReadOut, openapi_extra=END_USER)
+@router.post(
+    "/archive-read",
+    response_model=ArchivedReadOut,
+    responses=documented(401, 503),
+    openapi_extra=END_USER,
+)
 async def archive_read(app: AppDep, me: Me) -> dict[str, Any]:
     """Archive every read item of the inbox."""
     done = await app.service.archive_read(me)
@@ -60,7 +65,7 @@ async def unarchive(app: AppDep, me: Me, notification_id: NotificationId) -> Res
 @router.post(
     "/{notification_id}/snooze",
     response_model=NotificationOut,
-    responses=documented(401, 404, 422, 503),
+    responses=documented(400, 401, 404, 422, 503),
     openapi_extra=END_USER,
 )
 async def snooze(app: AppDep, me: Me, notification_id: NotificationId, body: SnoozeIn) -> Response:
@@ -73,7 +78,7 @@ async def snooze(app: AppDep, me: Me, notification_id: NotificationId, body: Sno
     "/{notification_id}/actions/{action}",
     status_code=202,
     response_model=ActedOut,
-    responses=documented(401, 404, 503),
+    responses=documented(401, 404, 422, 503),
     openapi_extra=END_USER,
 )
 async def act(
