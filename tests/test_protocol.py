@@ -388,3 +388,34 @@ def test_token_comes_from_the_query_or_a_bearer_header() -> None:
     assert bearer_token("bearer  h ", None) == "h"
     assert bearer_token("Basic xyz", None) is None
     assert bearer_token(None, None) is None
+
+
+# -- inbox actions ---------------------------------------------------------------------------
+
+
+def test_action_requests_and_list_filters_parse() -> None:
+    from tidings.models import InboxFilter
+    from tidings.protocol import Act
+
+    frame = f'{{"type": "action", "id": "{ID_A}", "action": "approve", "ref": 4}}'
+    assert parse(frame) == Act(ID_A, "approve", 4)
+    listed = parse('{"type": "list", "archived": true, "types": ["a", "b"], "levels": "error"}')
+    assert isinstance(listed, ListInbox)
+    assert listed.only == InboxFilter(True, ("a", "b"), (), ("error",))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"type": "action", "id": "nope", "action": "approve"}',
+        f'{{"type": "action", "id": "{ID_A}"}}',
+        f'{{"type": "action", "id": "{ID_A}", "action": "a b"}}',
+        '{"type": "list", "archived": "yes"}',
+        '{"type": "list", "levels": ["loud"]}',
+        '{"type": "list", "types": [1]}',
+    ],
+)
+def test_bad_actions_and_filters_are_invalid_with_their_ref(text: str) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        parse(text)
+    assert caught.value.code == "invalid"
