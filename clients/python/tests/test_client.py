@@ -53,6 +53,18 @@ def test_a_role_broadcast_reaches_a_token_with_that_role(tidings, user, server):
     assert [item["title"] for item in page["items"]] == ["for staff"]
 
 
+def test_progress_is_replaced_by_key_changed_and_retracted(tidings, user):
+    first = tidings.notify(to={"users": [user]}, title="10%", key="upload", data={"p": 10})
+    again = tidings.notify(to={"users": [user]}, title="90%", key="upload", data={"p": 90})
+    assert again["id"] == first["id"] and again["replaced"] is True
+    actions = [{"id": "open", "label": "Open"}]
+    changed = tidings.update(first["id"], title="done", actions=actions)
+    assert changed["title"] == "done" and changed["actions"] == actions
+    assert [item["title"] for item in tidings.list(user)["items"]] == ["done"]
+    assert tidings.retract(first["id"]) == {"id": first["id"], "retracted": True}
+    assert tidings.list(user)["items"] == []
+
+
 def test_the_same_idempotency_key_stores_once(tidings, user):
     first = tidings.notify(to={"users": [user]}, title="once", idempotency_key="k-" + user)
     again = tidings.notify(to={"users": [user]}, title="once", idempotency_key="k-" + user)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -55,12 +55,16 @@ def notify(
     ttl: int | None = None,
     expires_at: datetime | str | None = None,
     idempotency_key: str | None = None,
+    key: str | None = None,
+    actions: Sequence[Mapping[str, Any]] | None = None,
 ) -> Operation[Created]:
     """Create a notification for users, roles or everyone; returns it as stored.
 
     ``to`` is ``{"users": [...]}``, ``{"roles": [...]}`` (both may be given) or
     ``{"all": True}``. An idempotency key is generated when none is given and reused on
-    every retry, so a retried call never stores twice.
+    every retry, so a retried call never stores twice. ``key`` replaces, in place, the
+    live notification with that key and audience (progress); ``actions`` are buttons
+    (``[{"id": "approve", "label": "Approve"}]``) whose clicks reach your webhook.
     """
     payload: dict[str, Any] = {
         "to": audience(to),
@@ -71,9 +75,24 @@ def notify(
         "data": dict(data or {}),
         "idempotency_key": _key(idempotency_key),
     }
-    payload.update(_optional(url=(url, 2000), actor=(actor, 200)))
+    payload.update(_optional(url=(url, 2000), actor=(actor, 200), key=(key, 255)))
     payload.update(_expiry(ttl, expires_at))
+    if actions is not None:
+        payload["actions"] = [dict(action) for action in actions]
     return Operation(Request("POST", "/api/v1/notifications", config.key(), payload), _same)
+
+
+def update(config: Config, notification_id: str, **changes: Any) -> Operation[dict[str, Any]]:
+    """Change ``title``, ``body``, ``data``, ``level``, ``url`` or ``actions`` of a sent
+    notification for every recipient (their open clients get ``updated``)."""
+    path = f"/api/v1/notifications/{quote(notification_id, safe='')}"
+    return Operation(Request("PATCH", path, config.key(), dict(changes)), _same)
+
+
+def retract(config: Config, notification_id: str) -> Operation[dict[str, Any]]:
+    """Take a sent notification back for everyone (their open clients get ``deleted``)."""
+    path = f"/api/v1/notifications/{quote(notification_id, safe='')}"
+    return Operation(Request("DELETE", path, config.key()), _same)
 
 
 def event(

@@ -73,6 +73,8 @@ class Tidings(_Client):
         self._http = http or httpx.Client(base_url=self.url, timeout=self._timeout)
 
     notify = sync_method(ops.notify)
+    update = sync_method(ops.update)
+    retract = sync_method(ops.retract)
     event = sync_method(ops.event)
     publish = sync_method(ops.publish)
     stats = sync_method(ops.stats)
@@ -115,6 +117,8 @@ class AsyncTidings(_Client):
         self._http = http or httpx.AsyncClient(base_url=self.url, timeout=self._timeout)
 
     notify = async_method(ops.notify)
+    update = async_method(ops.update)
+    retract = async_method(ops.retract)
     event = async_method(ops.event)
     publish = async_method(ops.publish)
     stats = async_method(ops.stats)
