@@ -178,3 +178,12 @@ async def test_events_need_an_api_key(client) -> None:
     assert (await client.get("/api/v1/events")).status_code == 401
     bad_cursor = await client.get("/api/v1/events?before=zz", headers=backend_headers())
     assert bad_cursor.status_code in (400, 422)
+
+
+async def test_an_event_with_a_key_replaces_the_earlier_one_in_place(app, client, template) -> None:
+    first = (await send_event(client, key="task-7", actor="bob")).json()
+    again = await send_event(client, key="task-7", actor="bob", data=DATA | {"due": "Monday"})
+    assert again.status_code == 201, again.text
+    assert again.json()["id"] == first["id"] and again.json()["replaced"] is True
+    listed = await inbox(app, client)
+    assert [item["body"] for item in listed["items"]] == ["Due Monday"]

@@ -88,6 +88,12 @@ class PreviewOut(BaseModel):
 class EventIn(Delivered):
     type: EventType
     data: JsonObject = Field(default_factory=dict, description="the template's variables")
+    key: Text | None = Field(
+        None,
+        min_length=1,
+        max_length=255,
+        description="replaces, in place, the live notification with this key and audience",
+    )
 
 
 class SentAudience(BaseModel):

@@ -55,6 +55,7 @@ async def event_notification(app: App, body: EventIn) -> NewNotification:
         critical=compiled.critical,
         locales=rendered.locales,
         template_version=compiled.version,
+        key=body.key,
     )
 
 
