@@ -221,7 +221,7 @@ class InboxMachine(RuleBasedStateMachine):
             return
         target = self.items[pick % len(self.items)].id
         hidden = self.run(self.store.hide(USERS[name], target, now_ms=self.now))
-        assert hidden == any(i.id == target for i in self.visible(name))
+        assert hidden == any(i.id == target for i in self.reachable(name))
         if hidden:
             self.users[name].hidden.add(target)
 
