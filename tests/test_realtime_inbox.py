@@ -251,7 +251,7 @@ async def test_a_snoozed_item_comes_back_unread_and_live(server, http, user) -> 
     page = (await http.get("/api/v1/me/notifications", headers=me(user))).json()
     assert sent not in [i["id"] for i in page["items"]]
     for tab in tabs:
-        frame = await tab.next("notification", within=4)
+        frame = await tab.next("notification", within=8)
         assert frame["notification"]["id"] == sent and frame["woke"] is True
         assert frame["notification"]["read_at"] is None
         assert (await tab.next("unread"))["count"] == 1
@@ -320,8 +320,8 @@ async def test_changes_and_snoozes_reach_tabs_on_every_process(two_servers, user
         made = await progress(http, user, 10)
         await progress(http, user, 90)
         for tab in tabs:
-            assert (await tab.next("notification"))["notification"]["id"] == made["id"]
-            update = await tab.next("updated")
+            assert (await tab.next("notification", within=10))["notification"]["id"] == made["id"]
+            update = await tab.next("updated", within=10)
             assert update["notification"]["data"] == {"percent": 90}
         until = soon(1.0)
         snoozed = await http.post(
@@ -329,6 +329,6 @@ async def test_changes_and_snoozes_reach_tabs_on_every_process(two_servers, user
         )
         assert snoozed.status_code == 200
     for tab in tabs:
-        woke = await tab.next("notification", within=4)
+        woke = await tab.next("notification", within=10)
         assert woke["notification"]["id"] == made["id"] and woke["woke"] is True
         await tab.close()
