@@ -77,3 +77,22 @@ def test_the_budget_sends_up_to_its_rate_then_batches_the_newest() -> None:
     assert batch == {"type": "batch", "messages": [{"n": 4}, {"n": 5}], "skipped": 2}
     assert budget.take(state) is None
     assert budget.admit(state, [b"{}"], tick + 1)  # a new window, a new budget
+
+
+def test_frames_held_during_a_replay_lose_what_the_replay_sent() -> None:
+    from tidings.coalesce import batch_frame
+    from tidings.rooms import _revised
+
+    state = TopicState()
+    state.marks["room"] = (100, 1)
+    old = topics.frame("room", "100-1", topics.tail(1))
+    new = topics.frame("room", "100-2", topics.tail(2))
+    other = topics.frame("elsewhere", "50-0", topics.tail(3))
+    assert _revised(state, {}, old) is None
+    assert _revised(state, {}, new) == new
+    revised = orjson.loads(_revised(state, {}, batch_frame([old, new, other])) or b"")
+    assert [m["data"] for m in revised["messages"]] == [2, 3]
+    assert _revised(state, {}, batch_frame([old])) is None
+    join = b'{"type":"join","topic":"room","user":"ann"}'
+    assert _revised(state, {"room": {"ann"}}, join) is None  # the snapshot has her
+    assert _revised(state, {"room": set()}, join) == join

@@ -176,13 +176,16 @@ class Connection:
         self._held = deque(item for item in self._held if item[0] is None)
         return dropped
 
-    def release(self, skip: Callable[[bytes], bool] | None = None) -> None:
-        """Stop holding: flush buffered live frames, dropping notifications already sent
-        and event frames for which ``skip`` says so (topic messages already replayed)."""
+    def release(self, revise: Callable[[bytes], bytes | None] | None = None) -> None:
+        """Stop holding: flush buffered live frames, dropping notifications already sent;
+        ``revise`` may drop or rewrite held event frames (topic messages replayed)."""
         held, self._held = self._held, None
         for notification_id, frame in held or ():
-            if skip is not None and notification_id is None and skip(frame):
-                continue
+            if revise is not None and notification_id is None:
+                revised = revise(frame)
+                if revised is None:
+                    continue
+                frame = revised
             if not self._enqueue(frame, notification_id):
                 return
 

@@ -116,7 +116,7 @@ class Rooms:
             return extra
         finally:
             if not held:
-                conn.release(skip=lambda frame: _superseded(state, rooms, frame))
+                conn.release(lambda frame: _revised(state, rooms, frame))
 
     async def unsubscribe(self, conn: Connection, name: str) -> bool:
         found = await self.app.hub.unsubscribe(conn, name)
@@ -246,18 +246,33 @@ def _check_since(topic: str, since: MessageId, found: Any) -> bool:
     return False
 
 
-def _superseded(state: TopicState, rooms: dict[str, set[str]], frame: bytes) -> bool:
-    """Whether a frame held during a subscribe is covered already: a message replayed,
-    or a join/leave that the presence snapshot sent meanwhile already reflects."""
+def _revised(state: TopicState, rooms: dict[str, set[str]], frame: bytes) -> bytes | None:
+    """A frame held during a subscribe, without what went out already: messages replayed
+    (alone or in a batch), or a join/leave the presence snapshot already reflects."""
     parsed = topics.frame_id(frame)
     if parsed is not None:
-        return state.seen(*parsed)
+        return None if state.seen(*parsed) else frame
+    if frame.startswith(b'{"type":"batch"') and state.marks:
+        batch = orjson.loads(frame)
+        kept = [
+            m
+            for m in batch["messages"]
+            if not (isinstance(m.get("id"), str) and _seen(state, m["topic"], m["id"]))
+        ]
+        if len(kept) == len(batch["messages"]):
+            return frame
+        return batch_frame([orjson.dumps(m) for m in kept], batch["skipped"]) if kept else None
     if rooms and frame.startswith((b'{"type":"join"', b'{"type":"leave"')):
         change = orjson.loads(frame)
         users = rooms.get(change.get("topic"))
-        if users is not None:
-            return (change["type"] == "join") == (change.get("user") in users)
-    return False
+        if users is not None and (change["type"] == "join") == (change.get("user") in users):
+            return None
+    return frame
+
+
+def _seen(state: TopicState, topic: str, message_id: str) -> bool:
+    parsed = topics.parse_id(message_id)
+    return parsed is not None and state.seen(topic, parsed)
 
 
 def _data(frame: bytes) -> Any:
