@@ -71,7 +71,13 @@ def test_the_server_wheel_alone_serves_static_files_and_migrates(
     assert where.startswith(str(site)), where
     server = ServerProcess(tmp_path, PYTHONPATH=str(site)).start()
     try:
-        for path in ("/static/tidings.js", "/static/tidings-bell.js", "/admin", "/readyz"):
+        for path in (
+            "/static/tidings.js",
+            "/static/tidings-rooms.js",
+            "/static/tidings-bell.js",
+            "/admin",
+            "/readyz",
+        ):
             assert httpx.get(server.http + path).status_code == 200, path
     finally:
         server.stop()
