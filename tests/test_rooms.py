@@ -268,7 +268,7 @@ def redis_pair(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     url = shared_redis_url()
     prefix = f"tidings-rooms-{tmp_path.name[-12:]}:"
     env = {**ROOMS, "TIDINGS_BROKER_URL": url, "TIDINGS_BROKER_PREFIX": prefix,
-           "TIDINGS_PRESENCE_TTL": "2", "TIDINGS_DATABASE_URL":
+           "TIDINGS_PRESENCE_TTL": "4", "TIDINGS_DATABASE_URL":
            f"sqlite+aiosqlite:///{tmp_path}/shared.db"}  # fmt: skip
     one = ServerProcess(tmp_path / "one" if _mk(tmp_path / "one") else tmp_path, **env).start()
     two = ServerProcess(tmp_path / "two" if _mk(tmp_path / "two") else tmp_path, **env).start()
@@ -305,7 +305,7 @@ async def test_two_processes_share_history_and_presence_and_a_killed_one_leaves(
         assert two.process is not None
         two.process.send_signal(signal.SIGKILL)
         two.process.wait(5)
-        assert (await ann.next("leave", within=10))["user"] == f"{user}-bob"
+        assert (await ann.next("leave", within=15))["user"] == f"{user}-bob"
         assert await online(http_one, f"{user}-bob") == {"online": False, "connections": 0}
         assert await room_users(http_one, room) == [f"{user}-ann"]
     await ann.close()

@@ -337,7 +337,11 @@ class Presence:
     async def _renew(self) -> None:
         known = await self.store.renew(self.process, self.ttl)
         if not known and self._applied:
+            # Dropped while stalled: changes applied since may sit in a fresh share of
+            # ours, so clear that share before adding back everything we hold.
             log.warning("presence of this process had expired; adding it again")
+            await self.store.forget(self.process)
+            await self.store.renew(self.process, self.ttl)
             await self.store.apply(self.process, [(t, u, d) for (t, u), d in self._applied.items()])
 
     # -- reads ---------------------------------------------------------------------------
