@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from tidings.web import httpserver, wsprotocol
+    from tidings.web import httpserver, wsprotocol, wsserver
 
     for name in ("host", "port", "workers"):
         value = getattr(args, name)
@@ -137,8 +137,9 @@ def _serve(args: argparse.Namespace) -> int:
         workers=settings.workers,
         loop="uvloop",
         http=httpserver.PROTOCOL,  # httptools, answering unparsable requests in JSON
-        ws=wsprotocol.IMPORT_PATH,
+        ws=wsserver.IMPORT_PATH if settings.ws_transport == "direct" else wsprotocol.IMPORT_PATH,
         ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=False,  # see docs/DESIGN.md, "Compression"
         ws_ping_interval=None,
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace)),
         log_level=args.log_level,

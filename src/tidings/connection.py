@@ -72,12 +72,14 @@ class Connection:
         self.last_id = after
         """The newest notification id this connection has been given (or resumed after)."""
         self._limit = outbox_size
-        self._outbox: deque[Item] = deque()
+        self._outbox: deque[Item] | None = None
         self._held: deque[Held] | None = None
         self._direct: Callable[[bytes], bool] | None = None
         self._on_slow = on_slow
-        self._ready = asyncio.Event()
-        self._closed = asyncio.Event()
+        self._on_close: Callable[[], None] | None = None
+        # Created when a task first waits: a transport that writes directly never does.
+        self._ready: asyncio.Event | None = None
+        self._closed: asyncio.Event | None = None
         self._closing = False
         self.close_code: int | None = None
         self.close_reason = ""
@@ -135,6 +137,11 @@ class Connection:
         """
         self._direct = writer
 
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (once, synchronously) when the connection is closed: how a
+        transport without a task waiting in :meth:`wait_closed` learns of it."""
+        self._on_close = callback
+
     def _enqueue(self, frame: bytes | Change, notification_id: str | None) -> bool:
         if notification_id is not None:
             if self.last_id is not None and notification_id <= self.last_id:
@@ -156,11 +163,14 @@ class Connection:
                 return True
             self.close(CloseCode.SLOW_CONSUMER, "too far behind")
             return False
+        if self._outbox is None:
+            self._outbox = deque()
         if len(self._outbox) >= self._limit:
             self.close(CloseCode.SLOW_CONSUMER, "outbox full")
             return False
         self._outbox.append((notification_id, frame))
-        self._ready.set()
+        if self._ready is not None:
+            self._ready.set()
         return True
 
     def hold(self) -> None:
@@ -196,10 +206,15 @@ class Connection:
         self._closing = True
         self.close_code = code
         self.close_reason = reason
-        self._outbox.clear()
+        self._outbox = None
         self._held = None
-        self._ready.set()
-        self._closed.set()
+        if self._ready is not None:
+            self._ready.set()
+        if self._closed is not None:
+            self._closed.set()
+        if self._on_close is not None:
+            callback, self._on_close = self._on_close, None
+            callback()
         if code == CloseCode.SLOW_CONSUMER and self._on_slow is not None:
             self._on_slow()
 
@@ -210,6 +225,8 @@ class Connection:
         while not self._outbox:
             if self._closing:
                 raise ConnectionClosed(self.close_code, self.close_reason)
+            if self._ready is None:
+                self._ready = asyncio.Event()
             self._ready.clear()
             await self._ready.wait()
         if self._closing:
@@ -217,7 +234,11 @@ class Connection:
         return self._outbox.popleft()
 
     async def wait_closed(self) -> None:
+        if self._closing:
+            return
+        if self._closed is None:
+            self._closed = asyncio.Event()
         await self._closed.wait()
 
     def pending(self) -> int:
-        return len(self._outbox)
+        return len(self._outbox) if self._outbox is not None else 0

@@ -8,7 +8,7 @@ Secrets left unset are generated on first run by :mod:`tidings.credentials`.
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     public_url: str | None = Field(None, description="URL printed at start and used by `send`")
 
     # Realtime
+    ws_transport: Literal["direct", "asgi"] = Field(
+        "direct",
+        description="`/ws` under `tidings serve`: `direct` (a WebSocket protocol of our own, "
+        "no ASGI, no task per idle connection) or `asgi` (the ASGI endpoint, as other "
+        "ASGI servers run it)",
+    )
     heartbeat: float = Field(30.0, gt=0, description="seconds between pings")
     max_connections_per_user: int = Field(20, ge=1)
     max_frame_bytes: int = Field(65_536, ge=256, description="largest client frame accepted")

@@ -6,18 +6,59 @@ text. :class:`HttpProtocol` writes that 400 as ``{"error": {"code", "message"}}`
 every other error. It overrides one method of uvicorn's httptools protocol,
 ``send_400_response``; ``tests/test_api_input.py`` fails if uvicorn renames it.
 ``tidings serve`` runs it (``http=PROTOCOL``).
+
+It also gives a request :data:`HEADERS_TIMEOUT` seconds to arrive in full, headers
+included (uvicorn waits for ever): a client that opens a connection, or starts an
+upgrade request, and never finishes it is closed and forgotten.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 PROTOCOL = "tidings.web.httpserver:HttpProtocol"
 """What ``uvicorn.run(http=...)`` takes to use this protocol."""
+HEADERS_TIMEOUT = 10.0
+"""Seconds from a connection (or a request's first byte) to the end of its headers."""
 
 
 class HttpProtocol(HttpToolsProtocol):
+    _headers_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._await_headers()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._headers_timer is None:
+            self._await_headers()
+
+    def on_headers_complete(self) -> None:
+        self._cancel_headers_timer()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_headers_timer()
+        super().connection_lost(exc)
+
+    def _await_headers(self) -> None:
+        self._cancel_headers_timer()
+        self._headers_timer = self.loop.call_later(HEADERS_TIMEOUT, self._headers_overdue)
+
+    def _headers_overdue(self) -> None:
+        self._headers_timer = None
+        if not self.transport.is_closing():
+            self.transport.abort()
+
+    def _cancel_headers_timer(self) -> None:
+        if self._headers_timer is not None:
+            self._headers_timer.cancel()
+            self._headers_timer = None
+
     def send_400_response(self, msg: str) -> None:
         body = orjson.dumps({"error": {"code": "bad_request", "message": msg}})
         head = [b"HTTP/1.1 400 Bad Request\r\n"]

@@ -175,24 +175,46 @@ class Session:
 
     async def tick_forever(self, heartbeat: protocol.Heartbeat, *, silence_kills: bool) -> None:
         """Ping every interval; close on token expiry or (WebSocket) a silent client."""
+        while True:
+            wait = self.tick(heartbeat, silence_kills=silence_kills)
+            if wait is None:
+                return
+            await asyncio.sleep(wait)
+
+    def tick(self, heartbeat: protocol.Heartbeat, *, silence_kills: bool) -> float | None:
+        """Do what is due now: close on token expiry or (WebSocket) a silent client, else
+        ping if it is time. Seconds until the next look, or None once closed."""
+        if self.conn.closed:
+            return None
         expires_at = self.principal.expires_at
         if expires_at is not None:
             # The leeway that admitted the token also keeps it: no accept-then-close loop.
             expires_at += self.app.settings.jwt_leeway
-        while not self.conn.closed:
-            if expires_at is not None and time.time() >= expires_at:
+            if time.time() >= expires_at:
                 self.conn.close(CloseCode.UNAUTHENTICATED, "token expired")
-                return
-            if silence_kills and heartbeat.dead():
-                self.conn.close(CloseCode.GOING_AWAY, "heartbeat timeout")
-                return
-            if heartbeat.ping_due():
-                self.conn.send(frames.PING)
-                heartbeat.pinged()
-            wait = heartbeat.next_deadline()
-            if expires_at is not None:
-                wait = min(wait, expires_at - time.time())
-            await asyncio.sleep(max(wait, 0.01))
+                return None
+        if silence_kills and heartbeat.dead():
+            self.conn.close(CloseCode.GOING_AWAY, "heartbeat timeout")
+            return None
+        if heartbeat.ping_due():
+            self.conn.send(frames.PING)
+            heartbeat.pinged()
+        if self.conn.closed:
+            return None
+        wait = heartbeat.next_deadline()
+        if expires_at is not None:
+            wait = min(wait, expires_at - time.time())
+        return max(wait, 0.01)
+
+    def answer_at_once(self, request: Request) -> tuple[bool, bytes | None]:
+        """``(True, reply)`` for a request answered without awaiting anything (ping,
+        pong); ``(False, None)`` for one that needs :meth:`answer`."""
+        match request:
+            case Ping(ref=ref):
+                return True, protocol.pong(ref)
+            case Pong():
+                return True, None
+        return False, None
 
     async def answer(self, request: Request) -> bytes | None:
         """The reply to one client request (errors become ``error`` frames with its ref)."""
@@ -202,12 +224,11 @@ class Session:
             return frames.error(exc.code, exc.message, request.ref)
 
     async def _answer(self, request: Request) -> bytes | None:
+        immediate, reply = self.answer_at_once(request)
+        if immediate:
+            return reply
         service = self.app.service
         match request:
-            case Ping(ref=ref):
-                return protocol.pong(ref)
-            case Pong():
-                return None
             case MarkRead(ids=wanted, ref=ref):
                 changed = await service.mark_read(self.principal, list(wanted))
                 return protocol.ack(ref, ids=changed)

@@ -1,0 +1,506 @@
+"""The WebSocket transport at ``/ws`` without ASGI: one small object per connection.
+
+uvicorn hands every WebSocket upgrade to the protocol class it is configured with
+(``tidings serve`` passes :data:`IMPORT_PATH`, ``TIDINGS_WS_TRANSPORT=direct``). This
+class speaks RFC 6455 through the ``websockets`` library's sans-I/O
+:class:`~websockets.server.ServerProtocol` (handshake, framing, masking, close, ping)
+and the tidings protocol through :class:`~tidings.web.session.Session` and
+:class:`~tidings.connection.Connection`, the same objects the ASGI endpoint
+(:mod:`tidings.web.ws`) drives. What it leaves out is what made an idle connection cost
+47 KB: the ASGI scope and message dicts, Starlette's routing, and the four tasks.
+
+- No task while idle. Bytes in are parsed in ``data_received``; requests answered
+  without awaiting (ping, pong) are answered there; one that needs the database gets a
+  short-lived task, which also answers whatever arrives meanwhile, in order.
+- Frames out go straight to the transport, encoded once per fan-out
+  (:func:`~tidings.web.wsdirect.text_frame`); ``Connection.close`` calls back here.
+- Heartbeats, token expiry and close deadlines come from one :class:`TimerWheel` per
+  process, not a timer per connection.
+- The handshake request and response are dropped once the connection is open.
+- Upgrades to any other path go to the ASGI application, through uvicorn's own protocol
+  (:class:`~tidings.web.wsprotocol.BoundedWebSocketProtocol`).
+
+Bounds are the ASGI transport's: a client more than ``TIDINGS_OUTBOX_BYTES`` behind is
+closed with 4010 (at once when a notification does not fit, after :data:`STALL` seconds
+without progress when pongs and control frames pile up, reading nothing meanwhile);
+frames over ``TIDINGS_MAX_FRAME_BYTES`` close with 1009, frames faster than the inbound
+rate with 4008; a closing socket that does not go away is aborted. The connection keeps
+its slot in the user's cap until its socket is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import struct
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, unquote
+
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from tidings import protocol
+from tidings.errors import CloseCode, TidingsError
+from tidings.web.session import Refused, Session, admit, open_session
+from tidings.web.timerwheel import TimerWheel
+from tidings.web.wsdirect import text_frame
+from tidings.web.wsprotocol import BoundedWebSocketProtocol
+
+if TYPE_CHECKING:
+    from tidings.app import App
+
+IMPORT_PATH = "tidings.web.wsserver:DirectWebSocketProtocol"
+PATH = "/ws"
+STALL = 2.0
+"""Seconds a write buffer may make no progress while over its limit, or while closing."""
+CLOSE_TIMEOUT = 10.0
+"""Seconds a closing socket may take to go away, however slowly it drains."""
+DEAF_CODES = frozenset({CloseCode.RATE_LIMITED, CloseCode.SLOW_CONSUMER})
+"""Closes after which nothing more is read from the client."""
+
+log = logging.getLogger("tidings.realtime")
+_quiet = logging.getLogger("tidings.websockets")  # the library's per-connection info lines
+_quiet.setLevel(logging.WARNING)
+
+
+class Shared:
+    """What every connection of the process shares: the application and the wheel."""
+
+    def __init__(self, app: App, loop: asyncio.AbstractEventLoop) -> None:
+        self.app = app
+        self.settings = app.settings
+        self.loop = loop
+        self.wheel = TimerWheel(loop)
+
+
+_shared: Shared | None = None
+
+
+def shared_state(asgi_app: Any) -> Shared:
+    """The process's :class:`Shared`, found once behind uvicorn's middleware wrappers."""
+    global _shared
+    loop = asyncio.get_running_loop()
+    if _shared is None or _shared.loop is not loop:
+        app = asgi_app
+        while getattr(getattr(app, "state", None), "tidings", None) is None:
+            app = app.app  # uvicorn's proxy-headers (and other) middleware
+        _shared = Shared(app.state.tidings, loop)
+    return _shared
+
+
+class DirectWebSocketProtocol(asyncio.Protocol):
+    """One WebSocket connection, from the upgrade request to the socket's end."""
+
+    __slots__ = (
+        "_app_state",
+        "_asgi",
+        "_backlog",
+        "_bucket",
+        "_closing_since",
+        "_config",
+        "_control",
+        "_deaf",
+        "_fragments",
+        "_fragments_text",
+        "_lost",
+        "_over",
+        "_queue",
+        "_raw",
+        "_server_state",
+        "_shared",
+        "_worker",
+        "heartbeat",
+        "session",
+        "transport",
+        "wheel_slot",
+        "ws",
+    )
+
+    def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any]) -> None:
+        if not config.loaded:
+            config.load()
+        self._config = config
+        self._server_state = server_state
+        self._app_state = app_state
+        self._shared = shared_state(config.loaded_app)
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.ws: ServerProtocol | None = ServerProtocol(
+            max_size=self._shared.settings.max_frame_bytes, logger=_quiet
+        )
+        self.session: Session | None = None
+        self.heartbeat: protocol.Heartbeat | None = None
+        self.wheel_slot: int | None = None
+        self._raw: bytes | None = b""  # the upgrade request, until it is parsed
+        self._asgi: BoundedWebSocketProtocol | None = None
+        self._fragments: list[bytes] | None = None
+        self._fragments_text = False
+        self._bucket: protocol.TokenBucket | None = None
+        self._control: protocol.TokenBucket | None = None
+        self._queue: deque[protocol.Request | bytes] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._over = False  # the write buffer is over the limit: reading is paused
+        self._backlog = 0
+        self._closing_since: float | None = None
+        self._deaf = False
+        self._lost = False
+
+    def __repr__(self) -> str:
+        conn = self.session.conn.id if self.session is not None else "-"
+        return f"<DirectWebSocketProtocol {conn}>"
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self._server_state.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._asgi is not None:
+            self._asgi.data_received(data)
+            return
+        ws = self.ws
+        if ws is None or self._deaf or ws.state is State.CLOSED:
+            return
+        ws.receive_data(data)
+        if self._raw is not None:
+            self._raw += data
+            for event in ws.events_received():
+                if isinstance(event, Request):
+                    raw, self._raw = self._raw, None
+                    self._upgrade(event, raw)
+                    return
+        else:
+            for event in ws.events_received():
+                self._frame(event)  # type: ignore[arg-type]
+                if self._deaf or self._lost:
+                    break
+            if ws.parser_exc is not None and self.session is not None:
+                close = ws.close_sent
+                code = close.code if close is not None else CloseCode.PROTOCOL_ERROR
+                self.session.conn.close(code, close.reason if close is not None else "")
+        self._flush()
+
+    def pause_writing(self) -> None:
+        if self._asgi is not None:
+            self._asgi.pause_writing()
+            return
+        self._over = True
+        if not self.transport.is_closing():
+            self.transport.pause_reading()
+        if self._closing_since is None:
+            self._backlog = self.transport.get_write_buffer_size()
+            self._shared.wheel.schedule(self, STALL)
+
+    def resume_writing(self) -> None:
+        if self._asgi is not None:
+            self._asgi.resume_writing()
+            return
+        self._over = False
+        if not self._deaf and not self.transport.is_closing():
+            self.transport.resume_reading()
+        if self._closing_since is None and self.heartbeat is not None:
+            self._shared.wheel.schedule(self, 0)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._asgi is not None:
+            self._asgi.connection_lost(exc)
+            return
+        self._lost = True
+        self._server_state.connections.discard(self)
+        self._shared.wheel.cancel(self)
+        if self._worker is not None:
+            self._worker.cancel()
+            self._worker = None
+        if self.session is not None:
+            self.session.finish()
+        self.ws = None
+        self._queue = None
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown: tell the client to come back (1012)."""
+        if self.session is not None:
+            self.session.conn.close(CloseCode.SERVICE_RESTART, "restarting")
+        elif not self._lost:
+            self.transport.close()
+
+    # -- the opening handshake --------------------------------------------------------------
+
+    def _upgrade(self, request: Request, raw: bytes) -> None:
+        path, _, query = request.path.partition("?")
+        if unquote(path) != PATH:
+            self._hand_to_asgi(raw)
+            return
+        ws = self.ws
+        assert ws is not None
+        response = ws.accept(request)
+        ws.send_response(response)
+        self._flush()
+        if response.status_code != 101:
+            return  # send_response ended the stream: the transport is closing
+        app = self._shared.app
+        headers = _first_values(request.headers.raw_items())
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        try:
+            principal, after = admit(app, headers=headers, query=params)
+            self.session = open_session(
+                app,
+                principal,
+                after=after,
+                transport="ws",
+                user_agent=headers.get("user-agent"),
+            )
+        except Refused as refused:
+            self._send_close(refused.code, refused.error.message)
+            return
+        settings = self._shared.settings
+        conn = self.session.conn
+        conn.write_directly(self._write)
+        conn.on_close(self._closed_by_app)
+        self.transport.set_write_buffer_limits(
+            high=settings.outbox_bytes, low=settings.outbox_bytes // 2
+        )
+        self.heartbeat = protocol.Heartbeat(interval=settings.heartbeat)
+        self._bucket = protocol.TokenBucket(
+            rate=settings.inbound_rate, burst=settings.inbound_burst
+        )
+        self._worker = self._shared.loop.create_task(self._start(after))
+
+    def _hand_to_asgi(self, raw: bytes) -> None:
+        """Another path: uvicorn's ASGI WebSocket protocol serves it from the start."""
+        self._server_state.connections.discard(self)
+        self.ws = None
+        self._asgi = BoundedWebSocketProtocol(
+            config=self._config, server_state=self._server_state, app_state=self._app_state
+        )
+        self._asgi.connection_made(self.transport)
+        self._asgi.data_received(raw)
+
+    async def _start(self, after: str | None) -> None:
+        session = self.session
+        assert session is not None and self.heartbeat is not None
+        try:
+            await session.start(after)
+        except TidingsError as exc:
+            conn = session.conn
+            log.warning("connection %s could not start: %s", conn.id, exc, extra=_ids(session))
+            conn.close(CloseCode.SERVICE_RESTART, "temporarily unavailable")
+            return
+        except Exception:
+            log.exception("connection %s failed to start", session.conn.id, extra=_ids(session))
+            session.conn.close(1011, "internal error")
+            return
+        finally:
+            self._worker = None
+        if session.conn.closed:
+            return
+        self._shared.wheel.schedule(self, self.heartbeat.next_deadline())
+        if self._queue:
+            self._worker = asyncio.current_task()
+            await self._answer_queued()
+
+    # -- client frames ----------------------------------------------------------------------
+
+    def _frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            if frame.fin:
+                self._message(frame.data, text=opcode is Opcode.TEXT)
+            else:
+                self._fragments = [frame.data]
+                self._fragments_text = opcode is Opcode.TEXT
+        elif opcode is Opcode.CONT:
+            assert self._fragments is not None  # the library checks continuation order
+            self._fragments.append(frame.data)
+            if frame.fin:
+                data, self._fragments = b"".join(self._fragments), None
+                self._message(data, text=self._fragments_text)
+        elif opcode is Opcode.PING or opcode is Opcode.PONG:
+            # The library queued the pong; it goes out with the next flush.
+            if self._control is None:
+                settings = self._shared.settings
+                self._control = protocol.TokenBucket(
+                    rate=settings.inbound_rate, burst=settings.inbound_burst
+                )
+            if not self._control.allow():
+                self._close_now(CloseCode.RATE_LIMITED, "rate limited")
+                return
+            if self.heartbeat is not None:
+                self.heartbeat.heard()
+        elif opcode is Opcode.CLOSE and self.session is not None:
+            # The library queued the echo and the end of the stream.
+            self.session.conn.close(CloseCode.GOING_AWAY, "client went away")
+
+    def _message(self, data: bytes, *, text: bool) -> None:
+        session = self.session
+        if session is None or self.heartbeat is None or self._bucket is None:
+            return  # refused at the handshake: only the close is awaited
+        conn = session.conn
+        self.heartbeat.heard()
+        conn.heard_at = time.time()
+        if not self._bucket.allow():
+            conn.close(CloseCode.RATE_LIMITED, "rate limited")
+            return
+        if text and not data.isascii():
+            try:
+                data.decode()
+            except UnicodeDecodeError:
+                conn.close(CloseCode.INVALID_DATA, "invalid UTF-8")
+                return
+        item: protocol.Request | bytes
+        try:
+            item = protocol.parse(data)
+        except protocol.ProtocolError as exc:
+            item = exc.frame()
+        if self._worker is not None:
+            if self._queue is None:
+                self._queue = deque()
+            self._queue.append(item)  # answered in order, after the one in progress
+            return
+        if isinstance(item, bytes):
+            conn.send(item)
+            return
+        immediate, reply = session.answer_at_once(item)
+        if immediate:
+            if reply is not None:
+                conn.send(reply)
+            return
+        self._queue = deque((item,))
+        self._worker = self._shared.loop.create_task(self._answer_queued())
+
+    async def _answer_queued(self) -> None:
+        """Answer queued requests in order; the task ends when the queue is empty."""
+        session = self.session
+        assert session is not None
+        conn = session.conn
+        try:
+            while self._queue:
+                item = self._queue.popleft()
+                reply = item if isinstance(item, bytes) else await session.answer(item)
+                if reply is not None:
+                    conn.send(reply)
+        except Exception:
+            log.exception("connection %s failed", conn.id, extra=_ids(session))
+            conn.close(1011, "internal error")
+        finally:
+            self._worker = None
+            self._queue = None
+
+    # -- server frames and closing ----------------------------------------------------------
+
+    def _write(self, payload: bytes) -> bool:
+        """The connection's direct writer: False when the client is too far behind."""
+        transport = self.transport
+        if self._closing_since is not None or transport.is_closing():
+            return True  # closing already: the close path reports how it ended
+        if transport.get_write_buffer_size() > self._shared.settings.outbox_bytes:
+            return False
+        transport.write(text_frame(payload))
+        return True
+
+    def _flush(self) -> None:
+        """Write what the library has to send; end the stream when it says so."""
+        ws = self.ws
+        if ws is None or self._lost:
+            return
+        output = ws.data_to_send()
+        if not output:
+            return
+        data = b"".join(output)
+        if data:
+            self.transport.write(data)
+        if output[-1] == b"":
+            self.transport.close()
+            self._closing()
+
+    def _closed_by_app(self) -> None:
+        """``Connection.close`` was called: send the close frame with its code."""
+        conn = self.session.conn if self.session is not None else None
+        if conn is None or self._lost:
+            return
+        code = conn.close_code or CloseCode.GOING_AWAY
+        self._send_close(code, conn.close_reason)
+
+    def _close_now(self, code: int, reason: str) -> None:
+        if self.session is not None:
+            self.session.conn.close(code, reason)
+        else:
+            self._send_close(code, reason)
+
+    def _send_close(self, code: int, reason: str) -> None:
+        ws = self.ws
+        if ws is None or self._lost:
+            return
+        if ws.state is State.OPEN:
+            ws.send_close(code, reason.encode()[:120].decode(errors="ignore"))
+        if code in DEAF_CODES:
+            # Whatever else it sends costs us parsing: read no more, close after the frame.
+            self._deaf = True
+            if not self.transport.is_closing():
+                self.transport.pause_reading()
+            self._flush()
+            self.transport.close()
+        else:
+            self._flush()
+        self._closing()
+
+    def _closing(self) -> None:
+        """From now on the socket must go away by itself in good time, or be aborted."""
+        if self._closing_since is None and not self._lost:
+            self._closing_since = self._shared.loop.time()
+            self._backlog = self.transport.get_write_buffer_size()
+            self._shared.wheel.schedule(self, STALL)
+
+    # -- the timer wheel --------------------------------------------------------------------
+
+    def on_timer(self) -> None:
+        if self._lost:
+            return
+        wheel = self._shared.wheel
+        if self._closing_since is not None:
+            overdue = self._shared.loop.time() - self._closing_since >= CLOSE_TIMEOUT
+            if overdue or self._deaf or not self._progressed():
+                self._abort()
+            else:
+                wheel.schedule(self, STALL)
+            return
+        if self._over and not self._progressed():
+            self._close_now(CloseCode.SLOW_CONSUMER, "too far behind")
+            return
+        if self.session is None or self.heartbeat is None:
+            return
+        wait = self.session.tick(self.heartbeat, silence_kills=True)
+        if wait is not None and self._closing_since is None:
+            wheel.schedule(self, min(wait, STALL) if self._over else wait)
+
+    def _progressed(self) -> bool:
+        """Whether the write buffer shrank (or emptied) since the last look."""
+        size = self.transport.get_write_buffer_size()
+        progressed = size == 0 or size < self._backlog
+        self._backlog = size
+        return progressed
+
+    def _abort(self) -> None:
+        """Close now, dropping what is unsent, the kernel's send queue included."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):  # a reset, not a FIN queued behind the data
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
+
+
+def _first_values(items: Any) -> dict[str, str]:
+    """Request headers by lower-case name, the first value of each (as Starlette's)."""
+    headers: dict[str, str] = {}
+    for name, value in items:
+        headers.setdefault(name.lower(), value)
+    return headers
+
+
+def _ids(session: Session) -> dict[str, str]:
+    return {"connection": session.conn.id, "user": session.conn.user}
