@@ -439,14 +439,11 @@ class DirectWebSocketProtocol(asyncio.Protocol):
         if ws.state is State.OPEN:
             ws.send_close(code, reason.encode()[:120].decode(errors="ignore"))
         if code in DEAF_CODES:
-            # Whatever else it sends costs us parsing: read no more, close after the frame.
+            # Whatever else it sends costs us parsing: read no more (aborted after STALL).
             self._deaf = True
             if not self.transport.is_closing():
                 self.transport.pause_reading()
-            self._flush()
-            self.transport.close()
-        else:
-            self._flush()
+        self._flush()
         self._closing()
 
     def _closing(self) -> None:
