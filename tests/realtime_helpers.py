@@ -29,6 +29,9 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SECRET = "realtime-test-secret-long-enough-for-hs256"
 API_KEY = "realtime-test-key"
 ROOT = Path(__file__).resolve().parent.parent
+WS_TRANSPORTS = ["direct", "asgi"]
+"""``TIDINGS_WS_TRANSPORT`` values: module-scoped ``server`` fixtures run the realtime
+suites against each (the direct protocol class and the ASGI endpoint)."""
 
 
 def require(name: str, reason: str) -> None:

@@ -23,6 +23,7 @@ import websockets
 from httpx_sse import aconnect_sse
 from realtime_helpers import (
     API_KEY,
+    WS_TRANSPORTS,
     RedisServer,
     ServerProcess,
     shared_redis_url,
@@ -54,9 +55,12 @@ LIMITS = {
 # -- fixtures and clients ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("server"), **LIMITS).start()
+@pytest.fixture(scope="module", params=WS_TRANSPORTS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    workdir = tmp_path_factory.mktemp("server")
+    process = ServerProcess(workdir, TIDINGS_WS_TRANSPORT=request.param, **LIMITS).start()
     yield process
     process.stop()
 
