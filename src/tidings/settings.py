@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     )
     public_url: str | None = Field(None, description="URL printed at start and used by `send`")
 
+    headers_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="seconds a client may take to send a request's headers (an upgrade "
+        "included) before its connection is closed",
+    )
+
     # Realtime
     ws_transport: Literal["direct", "asgi"] = Field(
         "direct",

@@ -7,9 +7,9 @@ every other error. It overrides one method of uvicorn's httptools protocol,
 ``send_400_response``; ``tests/test_api_input.py`` fails if uvicorn renames it.
 ``tidings serve`` runs it (``http=PROTOCOL``).
 
-It also gives a request :data:`HEADERS_TIMEOUT` seconds to arrive in full, headers
-included (uvicorn waits for ever): a client that opens a connection, or starts an
-upgrade request, and never finishes it is closed and forgotten.
+It also gives a request ``TIDINGS_HEADERS_TIMEOUT`` seconds to send its headers
+(uvicorn waits for ever): a client that opens a connection, or starts a request or a
+WebSocket upgrade, and never finishes the headers is closed and forgotten.
 """
 
 from __future__ import annotations
@@ -19,10 +19,19 @@ import asyncio
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from tidings.settings import Settings
+
 PROTOCOL = "tidings.web.httpserver:HttpProtocol"
 """What ``uvicorn.run(http=...)`` takes to use this protocol."""
-HEADERS_TIMEOUT = 10.0
-"""Seconds from a connection (or a request's first byte) to the end of its headers."""
+_headers_timeout: float | None = None
+
+
+def headers_timeout() -> float:
+    """Seconds from a connection (or a request's first byte) to the end of its headers."""
+    global _headers_timeout
+    if _headers_timeout is None:
+        _headers_timeout = Settings().headers_timeout
+    return _headers_timeout
 
 
 class HttpProtocol(HttpToolsProtocol):
@@ -47,7 +56,7 @@ class HttpProtocol(HttpToolsProtocol):
 
     def _await_headers(self) -> None:
         self._cancel_headers_timer()
-        self._headers_timer = self.loop.call_later(HEADERS_TIMEOUT, self._headers_overdue)
+        self._headers_timer = self.loop.call_later(headers_timeout(), self._headers_overdue)
 
     def _headers_overdue(self) -> None:
         self._headers_timer = None
