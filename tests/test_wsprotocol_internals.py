@@ -1,4 +1,4 @@
-"""What web/wsprotocol.py and web/wsdirect.py rely on in uvicorn's sans-I/O protocol.
+"""What web/wsprotocol.py, web/wsdirect.py and web/wsserver.py rely on in uvicorn.
 
 They subclass and reach into ``WebSocketsSansIOProtocol``, which is not public API; the
 version range in pyproject.toml is the one checked here. A uvicorn release that renames
@@ -50,3 +50,28 @@ def test_the_instance_attributes_we_read_are_set_by_the_base() -> None:
     source = inspect.getsource(WebSocketsSansIOProtocol)
     for name in ATTRIBUTES:
         assert f"self.{name}" in source, f"uvicorn no longer sets self.{name}"
+
+
+def test_uvicorn_hands_an_upgrade_to_our_protocol_class_as_wsserver_expects() -> None:
+    """web/wsserver.py is built by uvicorn's HTTP protocol on every upgrade: with these
+    keywords, given the transport, then the whole request in one ``data_received``."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.server import Server
+
+    from tidings.web.wsserver import DirectWebSocketProtocol
+
+    upgrade = inspect.getsource(HttpToolsProtocol.handle_websocket_upgrade)
+    for needed in (
+        "config=self.config",
+        "server_state=self.server_state",
+        "app_state=self.app_state",
+        "protocol.connection_made(self.transport)",
+        "protocol.data_received(",
+        "self.transport.set_protocol(protocol)",
+    ):
+        assert needed in upgrade, f"uvicorn's upgrade no longer does {needed}"
+    ours = inspect.signature(DirectWebSocketProtocol.__init__).parameters
+    assert {"config", "server_state", "app_state"} <= set(ours)
+    # A graceful shutdown asks every connection in server_state.connections to shut down.
+    shutdown = inspect.getsource(Server.shutdown)
+    assert "server_state.connections" in shutdown and "connection.shutdown()" in shutdown
