@@ -371,6 +371,8 @@ def parse_filter(raw: Any) -> TopicFilter:
 class TokenBucket:
     """Inbound rate limiter: ``rate`` frames per second, bursts up to ``burst``."""
 
+    __slots__ = ("_burst", "_clock", "_rate", "_stamp", "_tokens")
+
     def __init__(self, *, rate: float, burst: int, clock: Clock = time.monotonic) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be > 0 and burst >= 1")
@@ -440,6 +442,8 @@ class Budgets:
 
 class Heartbeat:
     """When to ping, and when a silent client counts as dead (two silent intervals)."""
+
+    __slots__ = ("_clock", "_last_heard", "_last_ping", "interval")
 
     def __init__(self, *, interval: float, clock: Clock = time.monotonic) -> None:
         self.interval = interval

@@ -42,7 +42,7 @@ from urllib.parse import parse_qsl, unquote
 
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
 
 from tidings import protocol
@@ -243,6 +243,12 @@ class DirectWebSocketProtocol(asyncio.Protocol):
         self._flush()
         if response.status_code != 101:
             return  # send_response ended the stream: the transport is closing
+        if not ws.reader.buffer:
+            # The library's handshake parser stays suspended in its frame parser, holding
+            # the request and its headers (2.5 KB) for the connection's life: start the
+            # frame parser afresh instead (nothing of a frame has been read yet).
+            ws.parser = Protocol.parse(ws)
+            next(ws.parser)
         app = self._shared.app
         headers = _first_values(request.headers.raw_items())
         params = dict(parse_qsl(query, keep_blank_values=True))
