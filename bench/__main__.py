@@ -38,7 +38,8 @@ def config(args: argparse.Namespace) -> Config:
         cfg = Config(connections=300, targeted_rate=200, targeted_seconds=3, broadcast_repeats=3,
                      broadcast_timeout=10, create_seconds=1.5, create_repeats=1,
                      create_concurrency=16, publish_concurrency=16, drain_timeout=3,
-                     connect_timeout=30, settle=1.0)
+                     connect_timeout=30, settle=1.0, sse_connections=300, sse_rate=100,
+                     sse_seconds=2)
     else:
         cfg = Config()
     if args.connections:

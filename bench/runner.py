@@ -81,6 +81,12 @@ async def run_target(
         else:
             result["idle"] = got
         gc.unfreeze()
+        if pool is not None:
+            pool.close()
+            pool = None
+        if name.startswith("tidings") and cfg.sse_connections:
+            result["sse"] = await phase("sse", target, lambda: scenarios.sse(target, cfg, log),
+                                        *args)
         if not target.alive():
             result["crashed"] = target.logs()
             log(f"server died during the run:\n{target.logs()}")

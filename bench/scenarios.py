@@ -7,7 +7,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jwt
@@ -43,6 +43,9 @@ class Config:
     connect_concurrency: int = 100
     connect_timeout: float = 120.0
     settle: float = 2.0
+    sse_connections: int = 2_000
+    sse_rate: float = 200.0
+    sse_seconds: float = 5.0
     sources: list[str] = field(default_factory=lambda: [f"127.0.0.{i}" for i in range(2, 10)])
 
 
@@ -338,3 +341,37 @@ async def broadcast(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[s
         "connections_closed": pool.sink.closed,
         "client_cpu_us": median([r["client_cpu_us"] for r in ok]),
     }
+
+
+async def sse(target: Target, cfg: Config, log: Log) -> dict[str, Any]:
+    """Open cfg.sse_connections event streams: memory per idle stream from server RSS,
+    then targeted notifications to them (latency, loss) as in :func:`targeted`."""
+    from bench.sseclient import open_one_sse
+
+    n = cfg.sse_connections
+    tokens = tokens_for([f"s{i}" for i in range(n)])
+    await asyncio.sleep(1.0)
+    before = rss_bytes(target.pids())
+    cpu0 = cpu_seconds(target.pids())
+    pool = await open_pool(
+        n, target.endpoints, lambda u: f"/api/v1/me/stream?token={tokens[u]}", cfg.sources,
+        concurrency=cfg.connect_concurrency, deadline=time.perf_counter() + cfg.connect_timeout,
+        opener=open_one_sse, prefix="s",
+    )
+    n_open = len(pool.open_indices)
+    cpu_us = (cpu_seconds(target.pids()) - cpu0) * 1e6 / max(n_open, 1)
+    await asyncio.sleep(cfg.settle)
+    after = rss_bytes(target.pids())
+    per_conn = (after - before) / n_open if n_open else float("nan")
+    log(f"sse: {n_open:,}/{n:,} streams open; server RSS {before / 2**20:.0f} -> "
+        f"{after / 2**20:.0f} MiB, {per_conn / 1024:.1f} KiB/stream")
+    result: dict[str, Any] = {"open": n_open, "errors": pool.errors, "cpu_us": cpu_us,
+                              "bytes_per_connection": per_conn}
+    try:
+        if n_open:
+            sub = replace(cfg, targeted_rate=cfg.sse_rate, targeted_seconds=cfg.sse_seconds)
+            result["targeted"] = await targeted(target, pool, sub, log)
+    finally:
+        pool.close()
+    return result
+

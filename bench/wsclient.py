@@ -13,8 +13,9 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from bench import wsframes
 
@@ -132,7 +133,7 @@ class Pool:
     """Open connections; ``clients[i]`` is None where connection i failed."""
 
     sink: Sink
-    clients: list[WSClient | None]
+    clients: list[Any]
     users: list[str]
     errors: dict[str, int]
     seconds: float
@@ -185,15 +186,20 @@ async def open_pool(
     max_wait: float = 15.0,
     deadline: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    opener: Callable[..., Awaitable[asyncio.Protocol]] | None = None,
+    prefix: str = "u",
 ) -> Pool:
     """Open ``n`` connections as users u0..u{n-1}, bounded by ``concurrency`` and ``deadline``.
 
     Connection i goes to ``endpoints[i % len]`` from ``sources[i % len]``; each is retried
-    twice. ``deadline`` (perf_counter time) stops starting new connections.
+    twice. ``deadline`` (perf_counter time) stops starting new connections. ``opener``
+    opens another kind of stream (:func:`bench.sseclient.open_one_sse`) as users
+    ``{prefix}0..``.
     """
     sink = Sink()
-    users = [f"u{i}" for i in range(n)]
-    clients: list[WSClient | None] = [None] * n
+    users = [f"{prefix}{i}" for i in range(n)]
+    open_stream = opener or open_one
+    clients: list[Any] = [None] * n
     errors: dict[str, int] = {}
     sem = asyncio.Semaphore(concurrency)
     done = 0
@@ -207,7 +213,7 @@ async def open_pool(
                     errors["deadline"] = errors.get("deadline", 0) + 1
                     break
                 try:
-                    clients[i] = await open_one(
+                    clients[i] = await open_stream(
                         i, sink, endpoints[i % len(endpoints)], sources[i % len(sources)],
                         path_for(users[i]), max_wait,
                     )
