@@ -198,9 +198,12 @@ class TidingsTarget(Target):
     """``tidings serve``: embedded (SQLite + memory) or scaled (PostgreSQL + Redis, 2 procs)."""
 
     def __init__(self, name: str, label: str, workdir: Path, scaled: bool = False,
-                 processes: int = 2) -> None:
+                 processes: int = 2, workers: int = 1,
+                 extra_env: dict[str, str] | None = None) -> None:
         super().__init__(name, label, workdir)
         self.scaled = scaled
+        self.workers = workers
+        self.extra_env = extra_env or {}
         self.processes = processes if scaled else 1
         self.redis = PrivateRedis(workdir, fallback_db=6)
         self.pg_db = f"tidings_bench_{os.getpid()}"
@@ -217,7 +220,7 @@ class TidingsTarget(Target):
             env["PYTHONPATH"] = os.pathsep.join([str(TIDINGS_SRC), env["PYTHONPATH"]])
         env.update({"TIDINGS_MAX_CONNECTIONS_PER_USER": "50", "TIDINGS_OUTBOX_SIZE": "10000",
                     "TIDINGS_SECRETS_FILE": str(self.workdir / "secrets.json"),
-                    "TIDINGS_DEV": "false"})
+                    "TIDINGS_DEV": "false", **self.extra_env})
         if self.scaled:
             await self._create_pg()
             env["TIDINGS_DATABASE_URL"] = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.pg_db}"
@@ -228,8 +231,8 @@ class TidingsTarget(Target):
             env["TIDINGS_DATABASE_URL"] = f"sqlite+aiosqlite:///{db}"
             env["TIDINGS_BROKER_URL"] = "memory://"
         self.endpoints = [(HOST, free_port()) for _ in range(self.processes)]
-        argvs = [[str(exe), "serve", "--host", HOST, "--port", str(p), "--log-level", "warning"]
-                 for _, p in self.endpoints]
+        argvs = [[str(exe), "serve", "--host", HOST, "--port", str(p), "--log-level", "warning",
+                  "--workers", str(self.workers)] for _, p in self.endpoints]
         await self._start_servers(argvs, env)
 
     async def _create_pg(self) -> None:
