@@ -46,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--heartbeat", type=float, default=20.0, help="TIDINGS_HEARTBEAT")
     p.add_argument("--budget", type=float, default=1500.0, help="overall seconds")
     p.add_argument("--out", type=Path, default=HERE / "results" / "fifty.json")
+    p.add_argument("--tidings-rev", metavar="REV", help="run tidings from git revision REV")
     p.add_argument("--generator", type=int, help=argparse.SUPPRESS)  # internal: generator id
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--count", type=int, help=argparse.SUPPRESS)
@@ -139,6 +140,10 @@ async def coordinate(args: argparse.Namespace) -> int:
 
     started = time.time()
     end = time.perf_counter() + args.budget
+    if args.tidings_rev:
+        from bench.targets import use_tidings_revision
+
+        args.tidings_rev = use_tidings_revision(args.tidings_rev)
     workdir = HERE / "results" / "tmp" / "fifty"
     workdir.mkdir(parents=True, exist_ok=True)
     target = TidingsTarget("tidings-50k", f"tidings serve --workers {args.workers}, PostgreSQL "
