@@ -1,6 +1,6 @@
 """50,000 WebSocket connections on this machine: ``python -m bench.fifty``.
 
-One ``tidings serve --workers W`` on one port (PostgreSQL, a private Redis), heartbeats
+One ``tidings serve --workers W`` on one port (one SQLite file, a private Redis), heartbeats
 on, and G load-generator processes (the per-process open-file limit is 20,000) holding
 ``--connections`` WebSockets between them from source addresses 127.0.0.2-9. Then:
 
@@ -146,8 +146,8 @@ async def coordinate(args: argparse.Namespace) -> int:
         args.tidings_rev = use_tidings_revision(args.tidings_rev)
     workdir = HERE / "results" / "tmp" / "fifty"
     workdir.mkdir(parents=True, exist_ok=True)
-    target = TidingsTarget("tidings-50k", f"tidings serve --workers {args.workers}, PostgreSQL "
-                           "+ Redis", workdir, scaled=True, processes=1, workers=args.workers,
+    target = TidingsTarget("tidings-50k", f"tidings serve --workers {args.workers}, SQLite + Redis",
+                           workdir, scaled=True, processes=1, workers=args.workers, sqlite=True,
                            extra_env={"TIDINGS_HEARTBEAT": str(args.heartbeat)})
     per = -(-args.connections // args.generators)
     result: dict[str, Any] = {"config": {k: v for k, v in vars(args).items()

@@ -199,11 +199,12 @@ class TidingsTarget(Target):
 
     def __init__(self, name: str, label: str, workdir: Path, scaled: bool = False,
                  processes: int = 2, workers: int = 1,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, sqlite: bool = False) -> None:
         super().__init__(name, label, workdir)
         self.scaled = scaled
         self.workers = workers
         self.extra_env = extra_env or {}
+        self.sqlite = sqlite  # scaled on one SQLite file (several workers share it)
         self.processes = processes if scaled else 1
         self.redis = PrivateRedis(workdir, fallback_db=6)
         self.pg_db = f"tidings_bench_{os.getpid()}"
@@ -221,7 +222,12 @@ class TidingsTarget(Target):
         env.update({"TIDINGS_MAX_CONNECTIONS_PER_USER": "50", "TIDINGS_OUTBOX_SIZE": "10000",
                     "TIDINGS_SECRETS_FILE": str(self.workdir / "secrets.json"),
                     "TIDINGS_DEV": "false", **self.extra_env})
-        if self.scaled:
+        if self.scaled and self.sqlite:
+            db = self.workdir / "tidings.db"
+            remove_files([Path(f"{db}{suffix}") for suffix in ("", "-wal", "-shm")])
+            env["TIDINGS_DATABASE_URL"] = f"sqlite+aiosqlite:///{db}"
+            env["TIDINGS_BROKER_URL"] = await self.redis.start()
+        elif self.scaled:
             await self._create_pg()
             env["TIDINGS_DATABASE_URL"] = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.pg_db}"
             env["TIDINGS_BROKER_URL"] = await self.redis.start()
@@ -250,7 +256,9 @@ class TidingsTarget(Target):
 
     async def stop(self) -> None:
         await super().stop()
-        if self.scaled:
+        if self.scaled and self.sqlite:
+            await self.redis.stop()
+        elif self.scaled:
             import asyncpg
 
             with contextlib.suppress(Exception):
