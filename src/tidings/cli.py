@@ -142,6 +142,9 @@ def _serve(args: argparse.Namespace) -> int:
         ws_per_message_deflate=False,  # see docs/DESIGN.md, "Compression"
         ws_ping_interval=None,
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace)),
+        # uvicorn restarts a worker that misses 5 s of health checks, dropping all of its
+        # connections; a worker holding 12,000 of them on a busy 2-core host was (bench.fifty).
+        timeout_worker_healthcheck=30,
         log_level=args.log_level,
         log_config=log_config(settings.log_format, args.log_level),
         access_log=args.access_log,
