@@ -80,5 +80,6 @@ async def test_readiness_names_every_background_worker(client: httpx.AsyncClient
     ready = (await client.get("/readyz")).json()
     assert ready["ready"] is True
     assert ready["workers"] == {
-        "feed": True, "writer": True, "sweeper": True, "cluster": True
+        "feed": True, "writer": True, "sweeper": True, "cluster": True, "presence": True,
+        "snoozes": True,
     }  # fmt: skip

@@ -158,6 +158,13 @@ async def test_an_unreachable_receiver_is_retried(tmp_path) -> None:
             await wait_until(lambda: bool(back.accepted()), 12, "delivery once the receiver is up")
 
 
+async def test_readiness_names_the_webhook_workers(tmp_path) -> None:
+    with Receiver() as receiver:
+        async with running(tmp_path, receiver.url) as (_, client):
+            workers = (await client.get("/readyz")).json()["workers"]
+    assert workers["webhook-flusher"] is True and workers["webhook-sender"] is True
+
+
 async def test_with_no_url_nothing_is_queued_and_nothing_runs(tmp_path) -> None:
     from tidings.web import create_app
 
