@@ -77,6 +77,8 @@ def test_the_budget_sends_up_to_its_rate_then_batches_the_newest() -> None:
     assert batch == {"type": "batch", "messages": [{"n": 4}, {"n": 5}], "skipped": 2}
     assert budget.take(state) is None
     assert budget.admit(state, [b"{}"], tick + 1)  # a new window, a new budget
+    assert budget.admit(state, [b"{}"] * 3, tick + 1)
+    assert not budget.admit(state, [b"{}"], tick + 1)  # that batch spent the window's budget
 
 
 def test_frames_held_during_a_replay_lose_what_the_replay_sent() -> None:

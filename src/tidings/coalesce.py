@@ -4,17 +4,18 @@ Only connections that use topics get a :class:`TopicState` (``Connection.rooms``
 on first use): watermarks of replayed topics, the rooms it is present in, and its
 budget.
 
-The budget, per connection: up to ``rate * window`` topic messages go out one by one in
-each window of ``window`` seconds (100 ms). Beyond that, messages wait; once per window
-the waiting ones go out together as one frame,
+The budget, per connection: up to ``rate * window`` topic messages go out as they come
+in each window of ``window`` seconds (100 ms). Beyond that, messages wait; once per
+window the waiting ones go out together as one frame,
 ``{"type": "batch", "messages": [<message frames>], "skipped": N}``, keeping the newest
 ``batch`` of them and counting the older ones as skipped. A browser following a topic
-of 5,000 messages a second thus gets at most ``rate`` single frames and ten batches a
-second, and always the latest lines. Notifications and other frames are not budgeted.
+of 5,000 messages a second thus gets about ``rate`` plus ten times ``batch`` messages a
+second, always the latest, in a few dozen frames. Notifications and other frames are
+not budgeted.
 
 Busy topics are batched before this, in the hub: messages of one topic arriving within
 5 ms of its last fan-out are gathered and fanned out together as one ``batch`` frame
-(``skipped`` 0), which counts as one frame of the budget.
+(``skipped`` 0), which counts as its number of messages in the budget.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class Budget:
             state.window = tick
             state.sent = 0
         if state.waiting is None and state.sent < self.per_window:
-            state.sent += 1
+            state.sent += len(messages)
             return True
         waiting = state.waiting
         if waiting is None:
@@ -92,7 +93,7 @@ class Budget:
         state.waiting, state.skipped = None, 0
         if not waiting:
             return None
-        state.sent += 1
+        state.sent += len(waiting)
         return batch_frame(list(waiting), skipped)
 
 

@@ -111,7 +111,7 @@ class Hub:
     ) -> None:
         if fanout_slice < 1:
             raise ValueError("fanout_slice must be at least 1")
-        self.budget = budget or Budget(rate=1000.0, batch=100)
+        self.budget = budget or Budget(rate=2000.0, batch=100)
         """Topic messages per connection before they are coalesced (see coalesce)."""
         self._patterns: set[str] = set()
         """Globs some local connection subscribed to."""

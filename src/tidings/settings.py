@@ -175,10 +175,10 @@ class Settings(BaseSettings):
         86_400.0, gt=0, description="seconds a topic's history outlives its last message (Redis)"
     )
     topic_rate: float = Field(
-        1_000.0,
+        2_000.0,
         gt=0,
-        description="topic messages per second sent one by one to a connection; beyond, "
-        "they are coalesced into one `batch` frame every 100 ms",
+        description="topic messages per second sent as they come to one connection; "
+        "beyond, they are coalesced into one `batch` frame every 100 ms",
     )
     topic_batch: int = Field(
         100, ge=1, le=10_000, description="newest messages one coalesced `batch` frame keeps"
