@@ -297,7 +297,6 @@ export class TidingsBell extends Base {
     <span class="conn" data-status="closed" aria-live="polite"></span>
     <button class="link-btn settings" type="button" aria-expanded="false" aria-controls="${this._uid}-prefs">Settings</button>
     <button class="link-btn all" type="button" disabled>Mark all read</button>
-    <button class="link-btn archive-read" type="button" title="Archive everything read">Archive read</button>
   </header>
   <section class="prefs" part="preferences" id="${this._uid}-prefs" aria-label="Notification settings" hidden>
     <label><input type="checkbox" class="dnd"> Do not disturb for 8 hours</label>
@@ -306,7 +305,7 @@ export class TidingsBell extends Base {
   </section>
   <ul part="list" aria-labelledby="${this._uid}-title"></ul>
   <p class="empty" part="empty">Loading…</p>
-  <footer><button class="link-btn more" type="button" hidden>Load older</button><button class="link-btn desktop" type="button" hidden>Enable desktop notifications</button></footer>
+  <footer><button class="link-btn more" type="button" hidden>Load older</button><button class="link-btn archive-read" type="button" title="Archive everything read" hidden>Archive read</button><button class="link-btn desktop" type="button" hidden>Enable desktop notifications</button></footer>
 </div>
 <div class="toasts" part="toasts" role="status" aria-live="polite" aria-relevant="additions"></div>`;
     const $ = (sel) => root.querySelector(sel);
@@ -314,6 +313,7 @@ export class TidingsBell extends Base {
       bell: $('.bell'), badge: $('.badge'), dot: $('.dot'), panel: $('.panel'), conn: $('.conn'),
       all: $('.all'), list: $('ul'), empty: $('.empty'), more: $('.more'), desktop: $('.desktop'),
       toasts: $('.toasts'), footer: $('footer'), settings: $('.settings'), prefs: $('.prefs'),
+      archiveRead: $('.archive-read'),
       dnd: $('.dnd'), switches: $('.switches'),
     };
     this._prefs = null;
@@ -322,7 +322,7 @@ export class TidingsBell extends Base {
     this._els.prefs.addEventListener('change', (e) => this._onPreferenceChange(e));
     this._els.bell.addEventListener('click', () => this.toggle());
     this._els.all.addEventListener('click', () => this._markAll());
-    root.querySelector('.archive-read').addEventListener('click', () => this._client?.archiveRead().catch(() => {}));
+    this._els.archiveRead.addEventListener('click', () => this._client?.archiveRead().catch(() => {}));
     this._els.list.addEventListener('change', (e) => this._onSnoozeChoice(e));
     this._els.more.addEventListener('click', () => this._loadMore());
     this._els.desktop.addEventListener('click', () => this._askPermission());
@@ -506,7 +506,13 @@ export class TidingsBell extends Base {
     this._els.empty.textContent = loaded ? 'You’re all caught up.' : 'Loading…';
     this._els.all.disabled = !(c && c.unreadCount > 0);
     this._els.more.hidden = !(c && (this._nextBefore !== null) && items.length >= this.limit);
-    this._els.footer.hidden = this._els.more.hidden && this._els.desktop.hidden;
+    this._els.archiveRead.hidden = !shown.some((n) => n.read_at);
+    this._updateFooter();
+  }
+
+  _updateFooter() {
+    const { more, desktop, archiveRead } = this._els;
+    this._els.footer.hidden = more.hidden && desktop.hidden && archiveRead.hidden;
   }
 
   _renderItem(n, sig) {
@@ -915,7 +921,7 @@ export class TidingsBell extends Base {
   _updateDesktopButton() {
     const N = globalThis.Notification;
     this._els.desktop.hidden = !(this.hasAttribute('browser-notifications') && N && N.permission === 'default');
-    this._els.footer.hidden = this._els.more.hidden && this._els.desktop.hidden;
+    this._updateFooter();
   }
 
   async _askPermission() {
