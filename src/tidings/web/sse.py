@@ -9,7 +9,6 @@ HTTP API (mark read, delete, publish); topics are chosen with ``?topics=a,logs.*
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from tidings import frames, protocol
 from tidings.connection import ConnectionClosed
 from tidings.errors import CloseCode, TidingsError, ValidationFailed
 from tidings.web.session import MAX_TOPICS, SSE_RETRY_MS, Refused, Session, admit, open_session
+from tidings.web.timerwheel import shared_wheel
 
 if TYPE_CHECKING:
     from tidings.app import App
@@ -109,7 +109,7 @@ async def _events(
 ) -> AsyncIterator[bytes]:
     conn = session.conn
     heartbeat = protocol.Heartbeat(interval=session.app.settings.heartbeat)
-    tasks: list[asyncio.Task[None]] = []
+    ticker: _Ticker | None = None
     try:
         try:
             await session.start(after)
@@ -120,7 +120,7 @@ async def _events(
                 frames.error(exc.code, exc.message)
             )
             return
-        tasks = [asyncio.create_task(session.tick_forever(heartbeat, silence_kills=False))]
+        ticker = _Ticker(session, heartbeat)
         retry = protocol.sse_retry(SSE_RETRY_MS)  # rides on the welcome event
         while True:
             try:
@@ -133,8 +133,29 @@ async def _events(
             yield chunk
     finally:
         session.finish()  # no await here: this may run in a cancelled scope
-        for task in tasks:
-            task.cancel()
+        if ticker is not None:
+            ticker.stop()
+
+
+class _Ticker:
+    """Pings and token expiry for one stream, from the process's timer wheel (no task)."""
+
+    __slots__ = ("heartbeat", "session", "wheel", "wheel_slot")
+
+    def __init__(self, session: Session, heartbeat: protocol.Heartbeat) -> None:
+        self.session = session
+        self.heartbeat = heartbeat
+        self.wheel = shared_wheel()
+        self.wheel_slot: int | None = None
+        self.wheel.schedule(self, heartbeat.next_deadline())
+
+    def on_timer(self) -> None:
+        wait = self.session.tick(self.heartbeat, silence_kills=False)
+        if wait is not None:
+            self.wheel.schedule(self, wait)
+
+    def stop(self) -> None:
+        self.wheel.cancel(self)
 
 
 async def _next_chunk(session: Session) -> bytes:

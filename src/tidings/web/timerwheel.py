@@ -96,3 +96,17 @@ class TimerWheel:
             heapq.heappop(self._ticks)  # emptied by cancel()
         if self._ticks and self._armed is None:
             self._arm(self._ticks[0])
+
+
+_wheels: dict[asyncio.AbstractEventLoop, TimerWheel] = {}
+
+
+def shared_wheel() -> TimerWheel:
+    """The running loop's wheel, shared by every transport of the process."""
+    loop = asyncio.get_running_loop()
+    wheel = _wheels.get(loop)
+    if wheel is None:
+        _wheels.clear()  # a previous loop's (tests run several): its clients are gone
+        wheel = _wheels[loop] = TimerWheel(loop)
+    return wheel
+

@@ -48,7 +48,7 @@ from websockets.server import ServerProtocol
 from tidings import protocol
 from tidings.errors import CloseCode, TidingsError
 from tidings.web.session import Refused, Session, admit, open_session
-from tidings.web.timerwheel import TimerWheel
+from tidings.web.timerwheel import shared_wheel
 from tidings.web.wsdirect import text_frame
 from tidings.web.wsprotocol import BoundedWebSocketProtocol
 
@@ -76,7 +76,7 @@ class Shared:
         self.app = app
         self.settings = app.settings
         self.loop = loop
-        self.wheel = TimerWheel(loop)
+        self.wheel = shared_wheel()
 
 
 _shared: Shared | None = None
