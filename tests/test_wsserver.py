@@ -282,3 +282,17 @@ async def test_rescheduling_replaces_the_old_deadline() -> None:
     assert fired == []
     await asyncio.sleep(0.2)
     assert [name for name, _ in fired] == ["moved"]
+
+
+async def test_a_later_deadline_filed_while_firing_does_not_delay_an_earlier_one() -> None:
+    wheel = TimerWheel(asyncio.get_running_loop(), resolution=0.01)
+    fired: list[tuple[str, float]] = []
+    first, waiting = Alarm(wheel, fired, "first"), Alarm(wheel, fired, "waiting")
+    started = time.monotonic()
+    wheel.schedule(first, 0.02)
+    wheel.schedule(waiting, 0.1)
+    first.again = 1.0  # filed again, far later, while the wheel fires
+    await asyncio.sleep(0.3)
+    assert [name for name, _ in fired] == ["first", "waiting"]
+    assert fired[1][1] - started < 0.3
+

@@ -94,7 +94,9 @@ class TimerWheel:
                     log.exception("timer of %r failed", client)
         while self._ticks and self._ticks[0] not in self._slots:
             heapq.heappop(self._ticks)  # emptied by cancel()
-        if self._ticks and self._armed is None:
+        # Clients filed again from on_timer may have armed a later tick than one already
+        # waiting in the heap: the earliest tick decides.
+        if self._ticks and (self._armed is None or self._ticks[0] < self._armed):
             self._arm(self._ticks[0])
 
 
