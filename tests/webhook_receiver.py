@@ -36,8 +36,17 @@ class Delivery:
 class Receiver:
     """``with Receiver() as r:`` — ``r.url``; ``r.answers`` the statuses to give first."""
 
-    def __init__(self, *answers: int, hang_seconds: float = 5.0, port: int = 0) -> None:
+    def __init__(
+        self,
+        *answers: int,
+        hang_seconds: float = 5.0,
+        port: int = 0,
+        first_attempts: int | None = None,
+    ) -> None:
         self.answers: deque[int] = deque(answers)
+        self.first_attempts = first_attempts
+        """If set, the answer to each event's first delivery (the later ones get 200)."""
+        self._seen: set[str] = set()
         self.default = 200
         self.hang_seconds = hang_seconds
         self.deliveries: list[Delivery] = []
@@ -50,7 +59,7 @@ class Receiver:
                 raw = self.rfile.read(length)
                 if len(raw) < length:  # the sender died mid-request (kill -9)
                     return
-                status = receiver._next_answer()
+                status = receiver._next_answer(raw)
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with receiver._lock:
                     receiver.deliveries.append(Delivery(headers, raw, status))
@@ -73,8 +82,13 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
 
-    def _next_answer(self) -> int:
+    def _next_answer(self, raw: bytes) -> int:
         with self._lock:
+            if self.first_attempts is not None:
+                event_id = orjson.loads(raw)["id"]
+                first = event_id not in self._seen
+                self._seen.add(event_id)
+                return self.first_attempts if first else self.default
             return self.answers.popleft() if self.answers else self.default
 
     def accepted(self, event_type: str | None = None) -> list[dict[str, Any]]:
