@@ -234,6 +234,8 @@ async def churn(port: int, http: httpx.AsyncClient, clients: int, rate: int, sec
             if (idx, ref) in sent:
                 waits.append((now - sent[(idx, ref)]) * 1000)
     waits.sort()
+    refusals = [orjson.loads(p) for _, _, p in pool.sink.frames if p.startswith(b'{"type":"error"')]
+    errors = {r["code"]: sum(1 for x in refusals if x["code"] == r["code"]) for r in refusals}
     changes = sum(
         1
         for _, _, p in watcher.sink.frames
@@ -246,7 +248,7 @@ async def churn(port: int, http: httpx.AsyncClient, clients: int, rate: int, sec
     p99 = percentile(waits, 99)
     figures = (
         f"{ops} joins/leaves in {elapsed:.1f} s ({ops / elapsed:.0f}/s), "
-        f"{len(indices)} clients: "
+        f"{len(indices)} clients, acked {len(waits)}/{ops}, errors {errors}: "
         f"ack p50 {percentile(waits, 50):.1f} ms, p99 {p99:.1f} ms; watcher saw {changes} "
         f"join/leave; final room {'matches' if users == truth else 'DIFFERS'} ({len(users)} users)"
     )

@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from tidings import frames
@@ -168,7 +168,12 @@ class RedisPresence:
     """Counts in hashes under the broker's prefix; see the module docstring."""
 
     def __init__(self, url: str, *, prefix: str) -> None:
-        self._client = Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0)
+        # A bounded pool that makes callers wait their turn: a burst of subscribes must
+        # queue for a connection, not fail with "Too many connections".
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=32, timeout=5.0, socket_connect_timeout=2.0, socket_timeout=2.0
+        )
+        self._client = Redis(connection_pool=pool)
         self._prefix = prefix
         self._processes = f"{prefix}presence:processes"
         self._apply = self._client.register_script(APPLY)
@@ -223,6 +228,7 @@ class RedisPresence:
     async def close(self) -> None:
         with contextlib.suppress(RedisError, OSError):
             await self._client.aclose()
+            await self._client.connection_pool.disconnect()
 
 
 async def _translated(awaitable: Awaitable[object]) -> object:
@@ -346,8 +352,11 @@ class Presence:
 
     # -- reads ---------------------------------------------------------------------------
 
-    async def users(self, topic: str) -> list[str]:
-        await self.store.reap()
+    async def users(self, topic: str, *, reap: bool = True) -> list[str]:
+        """Who is in the room; ``reap`` first drops processes past their expiry (backend
+        reads do; a subscribe's snapshot leaves that to the background task)."""
+        if reap:
+            await self.store.reap()
         return await self.store.users(topic)
 
     async def connections(self, user: str) -> int:

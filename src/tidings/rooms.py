@@ -188,7 +188,7 @@ class Rooms:
                 await asyncio.wait_for(self.presence.join(topic, conn.user), JOIN_TIMEOUT)
             except TimeoutError:
                 raise Unavailable("presence is unavailable right now") from None
-        return await self.users(topic)
+        return await self.presence.users(topic, reap=False)
 
     async def users(self, topic: str) -> list[str]:
         return await self.presence.users(topic)
