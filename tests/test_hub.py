@@ -9,6 +9,7 @@ import pytest
 
 from tidings import frames, ids
 from tidings.broker.memory import MemoryBroker
+from tidings.coalesce import TopicState
 from tidings.connection import Connection, ConnectionClosed
 from tidings.errors import CloseCode, RateLimited
 from tidings.hub import LINGER, Hub
@@ -223,15 +224,21 @@ def unbatched(sent: list[bytes]) -> list[dict]:
 async def test_a_busy_topic_goes_out_in_batches_and_a_glob_gets_each_message_once(
     hub: Hub,
 ) -> None:
-    both = await live(hub, ALICE)
-    await hub.subscribe(both, "logs.api", None)
-    await hub.subscribe(both, "logs.*", None)
-    for n in range(50):
+    both, plain = await live(hub, ALICE), await live(hub, BOB)
+    both.rooms = TopicState()
+    both.rooms.batches = True  # subscribed with `batch: true`
+    for conn in (both, plain):
+        await hub.subscribe(conn, "logs.api", None)
+        await hub.subscribe(conn, "logs.*", None)
+    for n in range(8):  # within the outbox of 10 frames, one by one
         hub.dispatch("t:logs.api", frames.message("logs.api", {"n": n}))
     await asyncio.sleep(2 * LINGER)
     sent = drain(both)
-    assert [m["data"]["n"] for m in unbatched(sent)] == list(range(50))
+    assert [m["data"]["n"] for m in unbatched(sent)] == list(range(8))
     assert len(sent) == 2  # the first at once, the rest gathered into one batch
+    # Gathered alike, but a client that did not ask for batches gets one frame each.
+    each = [orjson.loads(raw) for raw in drain(plain)]
+    assert [(m["type"], m["data"]["n"]) for m in each] == [("message", n) for n in range(8)]
 
 
 async def test_unsubscribe_stops_topic_delivery_and_releases_the_channel(

@@ -62,6 +62,30 @@ async def test_history_is_replayed_in_order_before_live_messages(server, http, u
     await client.close()
 
 
+async def test_batch_frames_only_for_clients_that_ask_for_them(server, http, user) -> None:
+    topic = f"room.{user}"
+    for n in range(4):
+        await publish(http, topic, {"n": n})
+    await asyncio.sleep(0.2)
+    plain = await join(server, user, topics=["room.*"])
+    await plain.send(type="subscribe", topic=topic, history=4, ref=1)
+    # A client of contract v1 gets each replayed message as its own `message` frame ...
+    replayed = [await plain.next("message") for _ in range(4)]
+    assert [m["data"]["n"] for m in replayed] == [0, 1, 2, 3]
+    await plain.next("ack")
+    assert not [f for f in plain.stash if f["type"] == "batch"]
+    # ... one that asked for batches (tidings.js does) gets them in one write.
+    batched = await join(server, user, topics=["room.*"])
+    await batched.send(type="subscribe", topic=topic, history=4, batch=True, ref=2)
+    frame = await batched.next("batch")
+    assert [m["data"]["n"] for m in frame["messages"]] == [0, 1, 2, 3]
+    assert frame["skipped"] == 0
+    await batched.send(type="subscribe", topic=topic, batch="yes", ref=3)
+    assert (await batched.next("error"))["code"] == "invalid"
+    await plain.close()
+    await batched.close()
+
+
 async def test_replay_under_concurrent_publishing_has_no_gap_and_no_duplicate(
     server, http, user
 ) -> None:

@@ -53,7 +53,7 @@ export class Room {
 
   /** The subscribe frame: on reconnect, resume after the newest id seen. */
   subscribeFrame() {
-    const frame = { type: 'subscribe', topic: this.name };
+    const frame = { type: 'subscribe', topic: this.name, batch: true }; // we unpack batches
     if (this.filter) frame.filter = this.filter;
     const since = this.newest();
     if (since) frame.since = since;

@@ -14,8 +14,11 @@ second, always the latest, in a few dozen frames. Notifications and other frames
 not budgeted.
 
 Busy topics are batched before this, in the hub: messages of one topic arriving within
-5 ms of its last fan-out are gathered and fanned out together as one ``batch`` frame
-(``skipped`` 0), which counts as its number of messages in the budget.
+5 ms of its last fan-out are gathered and fanned out together, which counts as their
+number of messages in the budget. A connection that subscribed with ``batch: true``
+gets them as one ``batch`` frame (``skipped`` 0, one write); any other gets each as its
+own ``message`` frame, so a client of contract v1 sees only ``batch`` frames when it is
+past its budget.
 """
 
 from __future__ import annotations
@@ -30,9 +33,13 @@ WINDOW = 0.1
 
 
 class TopicState:
-    __slots__ = ("marks", "presence", "sent", "skipped", "strikes", "waiting", "window")
+    __slots__ = (
+        "batches", "marks", "presence", "sent", "skipped", "strikes", "waiting", "window"
+    )
 
     def __init__(self) -> None:
+        self.batches = False
+        """The client asked for ``batch`` frames (subscribe ``batch: true``)."""
         self.marks: dict[str, MessageId] = {}
         """Per topic, the newest id replayed: live copies at or below it are dropped."""
         self.presence: set[str] | None = None

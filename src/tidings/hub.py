@@ -508,7 +508,11 @@ class Hub:
                 if len(messages) != len(job.messages):
                     frame = messages[0] if len(messages) == 1 else batch_frame(messages)
             if budget.admit(state, messages, tick):
-                conn.offer(frame, None)
+                if len(messages) == 1 or state.batches:
+                    conn.offer(frame, None)
+                else:  # a client that did not ask for batch frames: one frame each
+                    for message in messages:
+                        conn.offer(message, None)
             elif conn.id not in self._batched:
                 self._batched[conn.id] = conn
                 if len(self._batched) == 1:

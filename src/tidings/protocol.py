@@ -97,6 +97,10 @@ class Subscribe:
     """Replay every retained message after this message id (wins over ``history``)."""
     presence: bool = False
     """Count this connection in the topic's presence and send it presence frames."""
+    batch: bool = False
+    """Accept several messages in one ``batch`` frame (replays, busy topics): fewer
+    writes. Without it every message is its own ``message`` frame, as in contract v1,
+    except under the per-connection budget (see :mod:`tidings.coalesce`)."""
 
     @property
     def topic(self) -> str:
@@ -263,7 +267,10 @@ def _parse_subscribe(frame: dict[str, Any], ref: Any) -> Subscribe:
         raise ProtocolError("invalid", "`presence` must be true or false", ref)
     if presence and any(topics.is_pattern(name) for name in names):
         raise ProtocolError("invalid", "presence is kept per topic, not per glob", ref)
-    return Subscribe(names, topic_filter, ref, history, since, presence)
+    batch = frame.get("batch", False)
+    if not isinstance(batch, bool):
+        raise ProtocolError("invalid", "`batch` must be true or false", ref)
+    return Subscribe(names, topic_filter, ref, history, since, presence, batch)
 
 
 def _parse_publish(frame: dict[str, Any], ref: Any) -> Publish:

@@ -80,6 +80,10 @@ class Rooms:
         since = topics.parse_id(request.since) if request.since is not None else None
         if since is not None and since[0] > time.time() * 1000 + FUTURE_SKEW_MS:
             raise ValidationFailed("`since` is a message id from the future", code="invalid_since")
+        if request.batch:
+            if conn.rooms is None:
+                conn.rooms = TopicState()
+            conn.rooms.batches = True
         replaying = since is not None or request.history > 0
         if not (replaying or request.presence):
             for name in request.topics:
@@ -103,10 +107,11 @@ class Rooms:
                         await self.app.hub.unsubscribe(conn, name)
                     raise
                 state.marks.update(replay.marks)
-                if len(replay.frames) == 1:
-                    conn.send(replay.frames[0])
-                elif replay.frames:  # one write, not one per message
+                if len(replay.frames) > 1 and state.batches:  # one write, not one each
                     conn.send(batch_frame(replay.frames))
+                else:
+                    for frame in replay.frames:
+                        conn.send(frame)
                 extra = {"replayed": len(replay.frames), "truncated": replay.truncated}
             if request.presence:
                 for name in request.topics:

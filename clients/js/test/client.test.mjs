@@ -454,7 +454,7 @@ test('topics: subscribe on open, again after reconnect; messages routed to the l
   ws.accept();
   await flush();
   const [sub] = ws.frames('subscribe');
-  assert.deepEqual({ ...sub, ref: undefined }, { type: 'subscribe', topic: 'logs', filter: { level: 'error' }, ref: undefined });
+  assert.deepEqual({ ...sub, ref: undefined }, { type: 'subscribe', topic: 'logs', batch: true, filter: { level: 'error' }, ref: undefined });
   ws.reply('subscribe', { type: 'ack' });
   ws.receive({ type: 'message', topic: 'logs', data: { line: 1, level: 'error' } });
   ws.receive({ type: 'message', topic: 'logs', data: { line: 3, level: 'info' } });

@@ -41,11 +41,11 @@ test('globs match like the server: * ? and [sets]', () => {
 
 test('a room asks for history first, then resumes after the newest id it saw', () => {
   const room = new Room('logs.*', { history: 50, presence: false });
-  assert.deepEqual(room.subscribeFrame(), { type: 'subscribe', topic: 'logs.*', history: 50 });
+  assert.deepEqual(room.subscribeFrame(), { type: 'subscribe', topic: 'logs.*', batch: true, history: 50 });
   assert.ok(room.accept(msg('logs.api', '10-0', 1)));
   assert.ok(room.accept(msg('logs.db', '12-0', 2)));
   assert.ok(!room.accept(msg('logs.api', '10-0', 1)), 'a repeat is dropped');
-  assert.deepEqual(room.subscribeFrame(), { type: 'subscribe', topic: 'logs.*', since: '12-0' });
+  assert.deepEqual(room.subscribeFrame(), { type: 'subscribe', topic: 'logs.*', batch: true, since: '12-0' });
 });
 
 test('a batch frame carries its messages in order', () => {
