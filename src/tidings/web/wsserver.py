@@ -67,6 +67,8 @@ DEAF_CODES = frozenset({CloseCode.RATE_LIMITED, CloseCode.SLOW_CONSUMER})
 log = logging.getLogger("tidings.realtime")
 _quiet = logging.getLogger("tidings.websockets")  # the library's per-connection info lines
 _quiet.setLevel(logging.WARNING)
+handshakes = logging.getLogger("uvicorn.error")
+"""Where uvicorn's own WebSocket protocols log each handshake (secrets redacted there)."""
 
 
 class Shared:
@@ -243,6 +245,10 @@ class DirectWebSocketProtocol(asyncio.Protocol):
         self._flush()
         if response.status_code != 101:
             return  # send_response ended the stream: the transport is closing
+        if handshakes.isEnabledFor(logging.INFO):  # as uvicorn's protocols do
+            peer = self.transport.get_extra_info("peername")
+            client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "-"
+            handshakes.info('%s - "WebSocket %s" [accepted]', client, request.path)
         if not ws.reader.buffer:
             # The library's handshake parser stays suspended in its frame parser, holding
             # the request and its headers (2.5 KB) for the connection's life: start the
