@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-EXAMPLES = int(os.environ.get("TIDINGS_FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("TIDINGS_FUZZ_EXAMPLES", "12"))
 FUZZ_USER = "fuzz-user"
 CHECKS = [
     not_a_server_error,
