@@ -6,6 +6,8 @@
 One tidings process (SQLite, the broker named) on loopback; the clients live in this
 process (:mod:`bench.wsclient`), so latencies are measured on one clock:
 
+Clients subscribe with ``batch: true``, as tidings.js does.
+
 1. **fan-out**: ``--subscribers`` WebSocket clients subscribe to one topic; one client
    publishes ``--rate`` messages a second for ``--seconds`` (each carries its send
    time); latency is send to receipt, per subscriber and message. History is on (the
@@ -98,7 +100,7 @@ async def pool_of(port: int, n: int, prefix: str, **claims: Any) -> Pool:
 async def fanout(port: int, server: Server, subscribers: int, rate: int, seconds: float) -> Row:
     pool = await pool_of(port, subscribers, "fan")
     for i in pool.open_indices:
-        send(pool, i, {"type": "subscribe", "topic": "bench.fan", "ref": 1})
+        send(pool, i, {"type": "subscribe", "topic": "bench.fan", "batch": True, "ref": 1})
     await wait_for(lambda: acks(pool.sink) >= len(pool.open_indices), 30)
     pool.sink.reset()
     publisher = await pool_of(port, 1, "publisher", publish=["bench.*"])
@@ -166,7 +168,8 @@ async def replay(port: int, http: httpx.AsyncClient, clients: int) -> Row:
     sent: dict[int, float] = {}
     for i in pool.open_indices:
         sent[i] = time.perf_counter()
-        send(pool, i, {"type": "subscribe", "topic": "bench.replay", "history": 100, "ref": 1})
+        frame = {"type": "subscribe", "topic": "bench.replay", "history": 100, "batch": True}
+        send(pool, i, {**frame, "ref": 1})
     started = time.perf_counter()
     await wait_for(lambda: acks(pool.sink) >= len(pool.open_indices), 60)
     wall = time.perf_counter() - started
