@@ -74,28 +74,34 @@ class Change:
 class ChangeFrames:
     """One change's frames per locale, each encoded once, lazily (see NotificationFrames)."""
 
-    __slots__ = ("_by_locale", "change", "item", "position")
+    __slots__ = ("_by_locale", "_by_variant", "change", "item", "position")
 
     def __init__(self, item: Notification, change: str, position: str) -> None:
         self.item = item
         self.change = change
         self.position = position
         self._by_locale: dict[str | None, Change] = {}
+        """Per reader's locale: a fan-out matches each distinct locale once, not per reader."""
+        self._by_variant: dict[str | None, Change] = {}
 
     def frame(self, locale: str | None) -> Change:
-        variant = match_locale(self.item.locales, locale)
-        found = self._by_locale.get(variant)
+        found = self._by_locale.get(locale)
         if found is None:
-            if self.change == "retracted":
-                found = Change(self.item.id, retracted(self.item.id, self.position), None)
-            else:
-                found = Change(
-                    self.item.id,
-                    updated(self.item, variant, position=self.position),
-                    notification(self.item, variant, position=self.position),
-                )
-            self._by_locale[variant] = found
+            variant = match_locale(self.item.locales, locale)
+            found = self._by_variant.get(variant)
+            if found is None:
+                found = self._by_variant[variant] = self._encode(variant)
+            self._by_locale[locale] = found
         return found
+
+    def _encode(self, variant: str | None) -> Change:
+        if self.change == "retracted":
+            return Change(self.item.id, retracted(self.item.id, self.position), None)
+        return Change(
+            self.item.id,
+            updated(self.item, variant, position=self.position),
+            notification(self.item, variant, position=self.position),
+        )
 
 
 class NotificationFrames:

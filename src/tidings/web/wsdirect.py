@@ -17,6 +17,8 @@ the ASGI ``send``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -88,6 +90,16 @@ def direct_writer(scope: Scope, *, limit: int) -> Callable[[bytes], bool] | None
         return True
 
     return write
+
+
+def reset(transport: Any) -> None:
+    """Close now, dropping what is unsent, the kernel's send queue included: a reset,
+    not a FIN queued behind data a client is not reading."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 def bound_socket(scope: Scope, *, write_limit: int, frame_rate: float, frame_burst: int) -> None:

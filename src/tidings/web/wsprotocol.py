@@ -29,9 +29,6 @@ write buffer, control frames included, and what control frames may cost:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-import struct
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -40,6 +37,7 @@ from websockets.protocol import State
 
 from tidings.errors import CloseCode
 from tidings.protocol import TokenBucket
+from tidings.web.wsdirect import reset
 
 IMPORT_PATH = "tidings.web.wsprotocol:BoundedWebSocketProtocol"
 STALL = 2.0
@@ -180,12 +178,7 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
         self._schedule(self._check_closing)
 
     def _abort(self) -> None:
-        """Close now, dropping what is unsent, the kernel's send queue included."""
-        sock = self.transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):  # a reset, not a FIN queued behind the data
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.transport.abort()
+        reset(self.transport)
 
     def _progressed(self) -> bool:
         """Whether the write buffer shrank (or emptied) since the last look."""

@@ -31,10 +31,7 @@ its slot in the user's cap until its socket is gone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
-import struct
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -49,7 +46,7 @@ from tidings import protocol
 from tidings.errors import CloseCode, TidingsError
 from tidings.web.session import Refused, Session, admit, open_session
 from tidings.web.timerwheel import shared_wheel
-from tidings.web.wsdirect import text_frame
+from tidings.web.wsdirect import reset, text_frame
 from tidings.web.wsprotocol import BoundedWebSocketProtocol
 
 if TYPE_CHECKING:
@@ -495,12 +492,7 @@ class DirectWebSocketProtocol(asyncio.Protocol):
         return progressed
 
     def _abort(self) -> None:
-        """Close now, dropping what is unsent, the kernel's send queue included."""
-        sock = self.transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):  # a reset, not a FIN queued behind the data
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.transport.abort()
+        reset(self.transport)
 
 
 def _first_values(items: Any) -> dict[str, str]:
