@@ -311,6 +311,9 @@ class InboxMachine(RuleBasedStateMachine):
                     break
                 before = ids.decode(page.next_before)
             assert listed == [item.id for item in self.visible(name)], name
+            # The connect-time count (statements compiled once per shape) agrees.
+            _, unread = self.run(self.store.welcome(who, now_ms=self.now))
+            assert unread == len(self.unread(name)), name
             unread_page = self.run(
                 self.store.page(who, now_ms=self.now, limit=100, unread_only=True)
             )

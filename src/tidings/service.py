@@ -146,6 +146,10 @@ class NotificationService:
     async def unread_count(self, principal: Principal) -> int:
         return await self.store.unread_count(principal, now_ms=self.clock())
 
+    async def welcome(self, principal: Principal) -> tuple[Preferences, int]:
+        """What a connecting client needs first: its preferences and unread count."""
+        return await self.store.welcome(principal, now_ms=self.clock())
+
     async def get(self, principal: Principal, notification_id: str) -> Notification:
         value = _parse_known_id(notification_id)
         found = await self.store.get(principal, value, now_ms=self.clock())

@@ -7,19 +7,28 @@ per-user copies of anything. Critical notifications are never hidden.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import orjson
-from sqlalchemy import ColumnElement, exists, false, or_, select
+from sqlalchemy import ColumnElement, bindparam, exists, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.preferences import NONE, Preferences
 from tidings.store.schema import notifications, preferences, targets
 
+READ = select(
+    preferences.c.types, preferences.c.categories, preferences.c.do_not_disturb_until
+).where(preferences.c.user_id == bindparam("user"))
+"""A user's preferences row (bound: ``user``)."""
+
 
 async def read(conn: AsyncConnection, user: str) -> Preferences:
-    query = select(
-        preferences.c.types, preferences.c.categories, preferences.c.do_not_disturb_until
-    ).where(preferences.c.user_id == user)
-    row = (await conn.execute(query)).first()
+    return from_row((await conn.execute(READ, {"user": user})).first())
+
+
+def from_row(row: Sequence[Any] | None) -> Preferences:
+    """Preferences from a :data:`READ` row (None: the user never set any)."""
     if row is None:
         return NONE
     return Preferences(orjson.loads(row[0]), orjson.loads(row[1]), row[2])
@@ -35,13 +44,19 @@ def row(user: str, value: Preferences, now_ms: int) -> dict[str, object]:
     }
 
 
-def hidden_by(value: Preferences) -> ColumnElement[bool] | None:
-    """True for the targets whose notification the user muted; None if nothing is muted."""
+def hidden_by(
+    muted_types: Sequence[Any], muted_categories: Sequence[Any]
+) -> ColumnElement[bool] | None:
+    """True for the targets whose notification the user muted; None if nothing is muted.
+
+    The muted names come as values or bind parameters (the store compiles its reads once
+    per shape).
+    """
     muted = []
-    if value.muted_types:
-        muted.append(notifications.c.type.in_(value.muted_types))
-    if value.muted_categories:
-        muted.append(notifications.c.category.in_(value.muted_categories))
+    if muted_types:
+        muted.append(notifications.c.type.in_(muted_types))
+    if muted_categories:
+        muted.append(notifications.c.category.in_(muted_categories))
     if not muted:
         return None
     return exists().where(

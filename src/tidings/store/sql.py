@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,6 +20,7 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    bindparam,
     delete,
     exists,
     func,
@@ -39,6 +40,7 @@ from tidings.preferences import NONE, Preferences
 from tidings.store import changes
 from tidings.store import preferences as prefs_sql
 from tidings.store.engine import create_bulk_reader, create_engines
+from tidings.store.prepared import Compiled, Run, Statements, create_reads
 from tidings.store.rows import (
     CreateOutcome,
     LogEntry,
@@ -89,8 +91,15 @@ class SqlStore:
         self.max_items = max_items
         self.is_postgres = self.writer.dialect.name == "postgresql"
         self._sole_writer = sole_writer and not self.is_postgres
+        self._reads = create_reads(url, self.reader)
+        self._statements = Statements(self.reader.dialect)
+
+    def _compiled(self, shape: Hashable, build: Callable[[], Any]) -> Compiled:
+        """What ``build`` makes, compiled on first use of this shape."""
+        return self._statements.get(shape, build)
 
     async def close(self) -> None:
+        self._reads.close()
         await self.reader.dispose()
         if self.bulk_reader is not self.reader:
             await self.bulk_reader.dispose()
@@ -397,8 +406,12 @@ class SqlStore:
     # -- preferences -------------------------------------------------------------------
 
     async def preferences(self, user: str) -> Preferences:
-        async with _translated(), self.reader.connect() as conn:
-            return await prefs_sql.read(conn, user)
+        async def work(run: Run) -> Preferences:
+            rows = await run(self._compiled("prefs", lambda: PREFS), {"user": user})
+            return prefs_sql.from_row(_first(rows))
+
+        async with _translated():
+            return await self._reads.read(work)
 
     async def set_preferences(self, user: str, value: Preferences, *, now_ms: int) -> None:
         values = prefs_sql.row(user, value, now_ms)
@@ -496,10 +509,26 @@ class SqlStore:
         return Page(items=items, unread_count=unread, next_before=next_before)
 
     async def unread_count(self, principal: Principal, *, now_ms: int) -> int:
-        async with _translated(), self.reader.connect() as conn:
-            state = await _read_state(conn, principal.user)
-            muted = await prefs_sql.read(conn, principal.user)
-            return await self._count_unread(conn, principal, now_ms, state, muted)
+        return (await self.welcome(principal, now_ms=now_ms))[1]
+
+    async def welcome(self, principal: Principal, *, now_ms: int) -> tuple[Preferences, int]:
+        """A connecting client's preferences and unread count, read in one snapshot with
+        statements compiled once (see :mod:`tidings.store.prepared`)."""
+        user = {"user": principal.user}
+        read_state = self._compiled("state", lambda: READ_STATE)
+        read_prefs = self._compiled("prefs", lambda: PREFS)
+
+        async def work(run: Run) -> tuple[Preferences, int]:
+            state = _state_from(_first(await run(read_state, user)))
+            prefs = prefs_sql.from_row(_first(await run(read_prefs, user)))
+            values = self._visibility(principal, now_ms, state, prefs)
+            count = self._compiled(
+                ("unread", *values), lambda: self._unread(principal, now_ms, state, prefs)
+            )
+            return prefs, int((await run(count, values))[0][0])
+
+        async with _translated():
+            return await self._reads.read(work)
 
     async def after(
         self, principal: Principal, after: int, *, now_ms: int, limit: int
@@ -590,26 +619,36 @@ class SqlStore:
 
         ``view``: ``inbox`` leaves out archived and snoozed items, ``archived`` shows only
         archived ones (not snoozed), ``any`` everything the user has not deleted.
+
+        Values are bound by the names :meth:`_visibility` gives them, so a statement of
+        one shape can be compiled once (:mod:`tidings.store.prepared`).
         """
+        values = self._visibility(principal, now_ms, state, prefs)
+
+        def bound(name: str) -> Any:
+            return bindparam(name, values[name])
+
+        now = bound("now_ms")
         mine = (
-            receipts.c.user_id == principal.user,
+            receipts.c.user_id == bound("user"),
             receipts.c.notification_id == targets.c.notification_id,
         )
         hidden: ColumnElement[bool] = receipts.c.deleted_at.is_not(None)
         if view != "any":
-            hidden = or_(hidden, receipts.c.snoozed_until > now_ms)
+            hidden = or_(hidden, receipts.c.snoozed_until > now)
         if view == "inbox":
             hidden = or_(hidden, receipts.c.archived_at.is_not(None))
+        audiences = [bound(name) for name in values if name.startswith("audience_")]
         conditions = [
-            targets.c.audience.in_(principal.audience_keys()),
-            targets.c.notification_id >= ids.floor_for_ms(now_ms - self.max_age_ms),
-            or_(targets.c.expires_at.is_(None), targets.c.expires_at > now_ms),
+            targets.c.audience.in_(audiences),
+            targets.c.notification_id >= bound("oldest"),
+            or_(targets.c.expires_at.is_(None), targets.c.expires_at > now),
         ]
         if unread_only:
             hidden = or_(hidden, receipts.c.read_at.is_not(None))
-            if state is not None and state.read_through:
+            if "read_through" in values:
                 again = exists().where(*mine, receipts.c.unread_at.is_not(None))
-                conditions.append(or_(targets.c.notification_id > state.read_through, again))
+                conditions.append(or_(targets.c.notification_id > bound("read_through"), again))
         conditions.append(~exists().where(*mine, hidden))
         if view == "archived":
             conditions.append(exists().where(*mine, receipts.c.archived_at.is_not(None)))
@@ -618,10 +657,32 @@ class SqlStore:
             conditions.append(
                 exists().where(notifications.c.id == targets.c.notification_id, *chosen)
             )
-        muted = prefs_sql.hidden_by(prefs)
+        muted = prefs_sql.hidden_by(
+            [bound(name) for name in values if name.startswith("muted_type_")],
+            [bound(name) for name in values if name.startswith("muted_category_")],
+        )
         if muted is not None:
             conditions.append(~muted)
         return select(targets.c.notification_id).where(*conditions).distinct()
+
+    def _visibility(
+        self, principal: Principal, now_ms: int, state: ReadState | None, prefs: Preferences
+    ) -> dict[str, Any]:
+        """The values :meth:`_visible` binds, by name; which names there are is its shape."""
+        values: dict[str, Any] = {
+            "user": principal.user,
+            "now_ms": now_ms,
+            "oldest": ids.floor_for_ms(now_ms - self.max_age_ms),
+        }
+        for i, key in enumerate(principal.audience_keys()):
+            values[f"audience_{i}"] = key
+        if state is not None and state.read_through:
+            values["read_through"] = state.read_through
+        for i, name in enumerate(prefs.muted_types):
+            values[f"muted_type_{i}"] = name
+        for i, name in enumerate(prefs.muted_categories):
+            values[f"muted_category_{i}"] = name
+        return values
 
     async def _count_unread(
         self,
@@ -631,10 +692,14 @@ class SqlStore:
         state: ReadState,
         prefs: Preferences = NONE,
     ) -> int:
-        query = self._visible(principal, now_ms, state, unread_only=True, prefs=prefs)
-        visible = query.subquery()
-        count = select(func.count()).select_from(visible)
+        count = self._unread(principal, now_ms, state, prefs)
         return int((await conn.execute(count)).scalar() or 0)
+
+    def _unread(
+        self, principal: Principal, now_ms: int, state: ReadState, prefs: Preferences
+    ) -> Select[Any]:
+        visible = self._visible(principal, now_ms, state, unread_only=True, prefs=prefs)
+        return select(func.count()).select_from(visible.subquery())
 
     async def _load(
         self,
@@ -708,15 +773,23 @@ def _chosen(only: InboxFilter) -> list[ColumnElement[bool]]:
     return chosen
 
 
+READ_STATE = select(inbox_state.c.read_through, inbox_state.c.read_through_at).where(
+    inbox_state.c.user_id == bindparam("user")
+)
+"""A user's read watermark (bound: ``user``)."""
+PREFS = prefs_sql.READ
+
+
 async def _read_state(conn: AsyncConnection, user: str) -> ReadState:
-    row = (
-        await conn.execute(
-            select(inbox_state.c.read_through, inbox_state.c.read_through_at).where(
-                inbox_state.c.user_id == user
-            )
-        )
-    ).first()
+    return _state_from((await conn.execute(READ_STATE, {"user": user})).first())
+
+
+def _state_from(row: Sequence[Any] | None) -> ReadState:
     return ReadState(row[0], row[1]) if row else ReadState(0, 0)
+
+
+def _first(rows: list[Any]) -> Any:
+    return rows[0] if rows else None
 
 
 def _named_insert(table: Any) -> str:

@@ -129,9 +129,8 @@ class Session:
         settings = self.app.settings
         await self.app.hub.ready(self.conn)
         # Once changes reach this connection through its user channel, before the welcome.
-        preferences = await self.app.service.preferences(self.principal.user)
+        preferences, unread = await self.app.service.welcome(self.principal)
         self.app.hub.set_preferences(self.conn, _relevant(preferences))
-        unread = await self.app.service.unread_count(self.principal)
         self.conn.send(
             frames.welcome(
                 user=self.principal.user,
