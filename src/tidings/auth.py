@@ -41,6 +41,10 @@ class Authenticator:
         self.secret = secret
         self.public_key = _load_pem(public_key) if public_key else None
         self.algorithms = frozenset(algorithms or _default_algorithms(secret, self.public_key))
+        self._secret_only = (
+            sorted(self.algorithms & HMAC_ALGORITHMS) if self.public_key is None else None
+        )
+        """With no public key, the accepted HMAC algorithms: the header needs no first look."""
         self.audience = audience
         self.issuer = issuer
         self.leeway = leeway
@@ -63,12 +67,15 @@ class Authenticator:
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise Unauthenticated("missing or oversized token", code="invalid_token")
         try:
-            algorithm = jwt.get_unverified_header(token).get("alg")
-            key = self._key_for(algorithm)
+            if self._secret_only is not None:  # PyJWT checks the header's alg against these
+                key, algorithms = self.secret, self._secret_only
+            else:
+                algorithm = jwt.get_unverified_header(token).get("alg")
+                key, algorithms = self._key_for(algorithm), [algorithm]
             claims = jwt.decode(
                 token,
                 key,
-                algorithms=[algorithm],
+                algorithms=algorithms,
                 audience=self.audience,
                 issuer=self.issuer,
                 leeway=self.leeway,

@@ -20,6 +20,7 @@ import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from tidings.settings import Settings
+from tidings.web.wsserver import DirectWebSocketProtocol
 
 PROTOCOL = "tidings.web.httpserver:HttpProtocol"
 """What ``uvicorn.run(http=...)`` takes to use this protocol."""
@@ -67,6 +68,24 @@ class HttpProtocol(HttpToolsProtocol):
         if self._headers_timer is not None:
             self._headers_timer.cancel()
             self._headers_timer = None
+
+    def handle_websocket_upgrade(self) -> None:
+        """An upgrade to ``/ws`` goes to the direct transport as parsed here; uvicorn would
+        write the request out again for the WebSocket protocol to parse a second time."""
+        target = self.url.decode("latin-1")
+        if (
+            self.ws_protocol_class is not DirectWebSocketProtocol
+            or not DirectWebSocketProtocol.serves(target)
+        ):
+            super().handle_websocket_upgrade()
+            return
+        self.connections.discard(self)
+        protocol = DirectWebSocketProtocol(
+            config=self.config, server_state=self.server_state, app_state=self.app_state
+        )
+        protocol.connection_made(self.transport)
+        self.transport.set_protocol(protocol)
+        protocol.upgrade(target, self.scope["headers"])
 
     def send_400_response(self, msg: str) -> None:
         body = orjson.dumps({"error": {"code": "bad_request", "message": msg}})

@@ -37,6 +37,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
+from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import Protocol, State
@@ -107,6 +108,7 @@ class DirectWebSocketProtocol(asyncio.Protocol):
         "_deaf",
         "_fragments",
         "_fragments_text",
+        "_greeting",
         "_lost",
         "_over",
         "_queue",
@@ -148,6 +150,7 @@ class DirectWebSocketProtocol(asyncio.Protocol):
         self._closing_since: float | None = None
         self._deaf = False
         self._lost = False
+        self._greeting = False
 
     def __repr__(self) -> str:
         conn = self.session.conn.id if self.session is not None else "-"
@@ -230,18 +233,33 @@ class DirectWebSocketProtocol(asyncio.Protocol):
 
     # -- the opening handshake --------------------------------------------------------------
 
+    @staticmethod
+    def serves(target: str) -> bool:
+        """Whether an upgrade to this request target is ours (else the ASGI app's)."""
+        return unquote(target.partition("?")[0]) == PATH
+
+    def upgrade(self, target: str, headers: list[tuple[bytes, bytes]]) -> None:
+        """Take over an upgrade to :data:`PATH` that the HTTP protocol has parsed already
+        (:mod:`tidings.web.httpserver`): no second parse of the request."""
+        self._raw = None
+        pairs = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
+        self._upgrade(Request(target, Headers(pairs)), b"")
+
     def _upgrade(self, request: Request, raw: bytes) -> None:
-        path, _, query = request.path.partition("?")
-        if unquote(path) != PATH:
+        if not self.serves(request.path):
             self._hand_to_asgi(raw)
             return
+        query = request.path.partition("?")[2]
         ws = self.ws
         assert ws is not None
         response = ws.accept(request)
         ws.send_response(response)
-        self._flush()
         if response.status_code != 101:
+            self._flush()
             return  # send_response ended the stream: the transport is closing
+        # The 101 response waits in the library's output for the welcome frame: one write
+        # to the socket, not two (a write is most of what a connect costs the server).
+        self._greeting = True
         if handshakes.isEnabledFor(logging.INFO):  # as uvicorn's protocols do
             peer = self.transport.get_extra_info("peername")
             client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "-"
@@ -306,6 +324,7 @@ class DirectWebSocketProtocol(asyncio.Protocol):
             return
         finally:
             self._worker = None
+            self._flush()  # the 101 response, if no frame took it along
         if session.conn.closed:
             return
         self._shared.wheel.schedule(self, self.heartbeat.next_deadline())
@@ -409,6 +428,11 @@ class DirectWebSocketProtocol(asyncio.Protocol):
             return True  # closing already: the close path reports how it ended
         if transport.get_write_buffer_size() > self._shared.settings.outbox_bytes:
             return False
+        if self._greeting:
+            self._greeting = False
+            assert self.ws is not None
+            transport.write(b"".join(self.ws.data_to_send()) + text_frame(payload))
+            return True
         transport.write(text_frame(payload))
         return True
 
@@ -417,6 +441,7 @@ class DirectWebSocketProtocol(asyncio.Protocol):
         ws = self.ws
         if ws is None or self._lost:
             return
+        self._greeting = False
         output = ws.data_to_send()
         if not output:
             return
