@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import time
 
 import jwt
+import orjson
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -136,3 +139,22 @@ def test_bearer_header_parsing() -> None:
     assert bearer("Basic abc") is None
     assert bearer("Bearer ") is None
     assert bearer(None) is None
+
+
+def test_an_asymmetric_key_is_never_taken_as_an_hmac_secret() -> None:
+    """The key checks PyJWT makes run once per key here, but they still run."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    segments = [
+        base64.urlsafe_b64encode(orjson.dumps(part)).rstrip(b"=")
+        for part in ({"alg": "HS256", "typ": "JWT"}, valid_claims())
+    ]
+    signing_input = b".".join(segments)
+    signature = hmac.new(pem.encode(), signing_input, hashlib.sha256).digest()
+    token = (signing_input + b"." + base64.urlsafe_b64encode(signature).rstrip(b"=")).decode()
+    auth = Authenticator(secret=pem, algorithms=["HS256"])
+    for _ in range(2):
+        with pytest.raises(Unauthenticated):
+            auth.verify_token(token)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+from jwt.algorithms import HMACAlgorithm
 
 from tidings.errors import Unauthenticated
 from tidings.models import Principal
@@ -24,6 +25,43 @@ PUBLIC_KEY_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 MAX_TOKEN_LENGTH = 8192
+
+
+class _KeyCheckedOnce(HMACAlgorithm):
+    """HMAC whose key checks run once per key, not on every token.
+
+    PyJWT checks an HMAC key on every decode (not a PEM, SSH or DER public key, not a
+    JWK: its defence against algorithm confusion), by trying to parse it as each: most
+    of what verifying a token cost on connect. The key is our configured secret, so its
+    verdict never changes.
+    """
+
+    def __init__(self, hash_alg: Any) -> None:
+        super().__init__(hash_alg)
+        self._checked: dict[str | bytes, bytes] = {}
+
+    def prepare_key(self, key: str | bytes) -> bytes:
+        found = self._checked.get(key)
+        if found is None:
+            found = super().prepare_key(key)  # raises for a key unfit for HMAC
+            if len(self._checked) < 4:
+                self._checked[key] = found
+        return found
+
+
+def _decoder() -> jwt.PyJWT:
+    """A PyJWT decoder of its own whose HMAC algorithms check their key once."""
+    decoder = jwt.PyJWT()
+    # PyJWT registers algorithms per PyJWS; a PyJWT's own PyJWS has no public accessor.
+    jws: jwt.PyJWS = decoder._jws
+    for name, hash_alg in (
+        ("HS256", HMACAlgorithm.SHA256),
+        ("HS384", HMACAlgorithm.SHA384),
+        ("HS512", HMACAlgorithm.SHA512),
+    ):
+        jws.unregister_algorithm(name)
+        jws.register_algorithm(name, _KeyCheckedOnce(hash_alg))
+    return decoder
 
 
 class Authenticator:
@@ -49,6 +87,7 @@ class Authenticator:
         self.issuer = issuer
         self.leeway = leeway
         self._api_keys = [key.encode() for key in api_keys or []]
+        self._jwt = _decoder()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Authenticator:
@@ -72,7 +111,7 @@ class Authenticator:
             else:
                 algorithm = jwt.get_unverified_header(token).get("alg")
                 key, algorithms = self._key_for(algorithm), [algorithm]
-            claims = jwt.decode(
+            claims = self._jwt.decode(
                 token,
                 key,
                 algorithms=algorithms,
