@@ -59,6 +59,17 @@ STALL = 2.0
 """Seconds a write buffer may make no progress while over its limit, or while closing."""
 CLOSE_TIMEOUT = 10.0
 """Seconds a closing socket may take to go away, however slowly it drains."""
+HANDSHAKE_HEADERS = frozenset(
+    {
+        "connection",
+        "upgrade",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+    }
+)
+"""What the library reads to accept a handshake (tidings checks the origin itself)."""
 DEAF_CODES = frozenset({CloseCode.RATE_LIMITED, CloseCode.SLOW_CONSUMER})
 """Closes after which nothing more is read from the client."""
 
@@ -175,7 +186,10 @@ class DirectWebSocketProtocol(asyncio.Protocol):
             for event in ws.events_received():
                 if isinstance(event, Request):
                     raw, self._raw = self._raw, None
-                    self._upgrade(event, raw)
+                    if self.serves(event.path):
+                        self._upgrade(event, _first_values(event.headers.raw_items()))
+                    else:
+                        self._hand_to_asgi(raw)
                     return
         else:
             for event in ws.events_received():
@@ -242,13 +256,17 @@ class DirectWebSocketProtocol(asyncio.Protocol):
         """Take over an upgrade to :data:`PATH` that the HTTP protocol has parsed already
         (:mod:`tidings.web.httpserver`): no second parse of the request."""
         self._raw = None
-        pairs = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
-        self._upgrade(Request(target, Headers(pairs)), b"")
+        ours: dict[str, str] = {}
+        handshake = Headers()
+        for raw_name, raw_value in headers:  # lower-case names (uvicorn's)
+            name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+            ours.setdefault(name, value)
+            if name in HANDSHAKE_HEADERS:
+                handshake[name] = value
+        self._upgrade(Request(target, handshake), ours)
 
-    def _upgrade(self, request: Request, raw: bytes) -> None:
-        if not self.serves(request.path):
-            self._hand_to_asgi(raw)
-            return
+    def _upgrade(self, request: Request, headers: dict[str, str]) -> None:
+        """Answer the handshake; ``headers``: the request's, first value of each name."""
         query = request.path.partition("?")[2]
         ws = self.ws
         assert ws is not None
@@ -271,7 +289,6 @@ class DirectWebSocketProtocol(asyncio.Protocol):
             ws.parser = Protocol.parse(ws)
             next(ws.parser)
         app = self._shared.app
-        headers = _first_values(request.headers.raw_items())
         params = dict(parse_qsl(query, keep_blank_values=True))
         try:
             principal, after = admit(app, headers=headers, query=params)
