@@ -43,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--generators", type=int, default=4, help="load-generator processes")
     p.add_argument("--rate", type=float, default=1_000.0, help="targeted notifications/s")
     p.add_argument("--seconds", type=float, default=10.0, help="targeted duration")
+    p.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite",
+                   help="one SQLite file, or a fresh PostgreSQL database (127.0.0.1:5432)")
     p.add_argument("--heartbeat", type=float, default=20.0, help="TIDINGS_HEARTBEAT")
     p.add_argument("--budget", type=float, default=1500.0, help="overall seconds")
     p.add_argument("--out", type=Path, default=HERE / "results" / "fifty.json")
@@ -146,8 +148,10 @@ async def coordinate(args: argparse.Namespace) -> int:
         args.tidings_rev = use_tidings_revision(args.tidings_rev)
     workdir = HERE / "results" / "tmp" / "fifty"
     workdir.mkdir(parents=True, exist_ok=True)
-    target = TidingsTarget("tidings-50k", f"tidings serve --workers {args.workers}, SQLite + Redis",
-                           workdir, scaled=True, processes=1, workers=args.workers, sqlite=True,
+    store = "SQLite" if args.database == "sqlite" else "PostgreSQL"
+    target = TidingsTarget("tidings-50k", f"tidings serve --workers {args.workers}, {store} + Redis",
+                           workdir, scaled=True, processes=1, workers=args.workers,
+                           sqlite=args.database == "sqlite",
                            extra_env={"TIDINGS_HEARTBEAT": str(args.heartbeat)})
     per = -(-args.connections // args.generators)
     result: dict[str, Any] = {"config": {k: v for k, v in vars(args).items()

@@ -127,7 +127,10 @@ class Feed:
         while True:
             polled = False
             try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                # Not wait_for: on 3.11 it can swallow a cancel that meets the wake-up,
+                # and then stop() waits for ever (seen once reads stopped yielding).
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
             except TimeoutError:
                 polled = True
             self._wake.clear()

@@ -1,7 +1,8 @@
 """Reads made for every connecting client, compiled once and run on the driver.
 
 A client that connects needs its preferences and its unread count before the welcome
-frame. Through SQLAlchemy's statement layer those reads cost 2.4 ms of server CPU per
+frame; with several processes, each reads the log after every other's commits (the
+feed). Through SQLAlchemy's statement layer those reads cost 2.4 ms of server CPU per
 connection on the bench machine (a pool checkout per method, a cache key for the
 visibility query on every call, execution contexts, result wrapping), where SQLite
 itself needs tens of microseconds: most of what a connect cost.
@@ -37,9 +38,17 @@ class Compiled:
 
     sql: str
     names: tuple[str, ...]
+    columns: tuple[str, ...]
+    """The names of the columns it selects (rows come as tuples)."""
+    fixed: Mapping[str, Any]
+    """Values the statement carries itself (a dialect's own, such as SQLite's OFFSET 0)."""
 
     def args(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(values[name] for name in self.names)
+        fixed = self.fixed
+        return tuple(values[n] if n in values else fixed[n] for n in self.names)
+
+    def mapping(self, row: tuple[Any, ...]) -> dict[str, Any]:
+        return dict(zip(self.columns, row, strict=True))
 
 
 class Statements:
@@ -53,10 +62,14 @@ class Statements:
         """The statement of this shape, built and compiled on first use."""
         found = self._by_shape.get(shape)
         if found is None:
-            compiled = build().compile(dialect=self.dialect)
+            statement = build()
+            compiled = statement.compile(dialect=self.dialect)
             if "POSTCOMPILE" in compiled.string:
                 raise ValueError(f"{shape!r}: expanding parameters cannot be compiled once")
-            found = Compiled(compiled.string, tuple(compiled.positiontup or ()))
+            columns = tuple(c.key for c in getattr(statement, "selected_columns", ()))
+            fixed = {k: v for k, v in compiled.params.items() if v is not None}
+            names = tuple(compiled.positiontup or ())
+            found = Compiled(compiled.string, names, columns, fixed)
             self._by_shape[shape] = found
         return found
 

@@ -465,13 +465,16 @@ class SqlStore:
         prefix of the log: reading "above my cursor" can never skip an entry committed
         later. A notification changed twice is read once, at its newest position.
         """
-        query = select(notifications).where(notifications.c.revision > after)
+        values = {"after": after, "limit": limit}
         if until is not None:
-            query = query.where(notifications.c.revision <= until)
-        query = query.order_by(notifications.c.revision.asc()).limit(limit)
-        async with _translated(), self.reader.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [log_entry(row) for row in rows]
+            values["until"] = until
+        statement = self._compiled(("log", *values), lambda: _log_query(until is not None))
+
+        async def work(run: Run) -> list[LogEntry]:
+            return [log_entry(statement.mapping(row)) for row in await run(statement, values)]
+
+        async with _translated():
+            return await self._reads.read(work)
 
     # -- reads -------------------------------------------------------------------------
 
@@ -786,6 +789,14 @@ async def _read_state(conn: AsyncConnection, user: str) -> ReadState:
 
 def _state_from(row: Sequence[Any] | None) -> ReadState:
     return ReadState(row[0], row[1]) if row else ReadState(0, 0)
+
+
+def _log_query(bounded: bool) -> Select[Any]:
+    """Log entries above ``after`` (and up to ``until``), oldest first, at most ``limit``."""
+    query = select(notifications).where(notifications.c.revision > bindparam("after"))
+    if bounded:
+        query = query.where(notifications.c.revision <= bindparam("until"))
+    return query.order_by(notifications.c.revision.asc()).limit(bindparam("limit"))
 
 
 def _first(rows: list[Any]) -> Any:

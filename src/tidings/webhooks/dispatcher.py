@@ -246,7 +246,8 @@ class Webhooks:
             except TidingsError as exc:
                 log.warning("webhooks: queue unavailable (%s)", exc)
             try:
-                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+                async with asyncio.timeout(POLL_INTERVAL):  # not wait_for: see Feed._follow
+                    await self._wake.wait()
             except TimeoutError:
                 continue
             await asyncio.sleep(COALESCE)
