@@ -35,6 +35,8 @@ from tidings.protocol import TopicFilter
 
 Item = tuple[str | None, bytes]
 """(log position or None, encoded frame)."""
+Writer = Callable[[bytes, str | None], bool]
+"""A transport's direct writer: (encoded frame, its log position or None) -> still keeping up."""
 Held = tuple[str | None, bytes | Change]
 
 
@@ -74,7 +76,7 @@ class Connection:
         self._limit = outbox_size
         self._outbox: deque[Item] | None = None
         self._held: deque[Held] | None = None
-        self._direct: Callable[[bytes], bool] | None = None
+        self._direct: Writer | None = None
         self._on_slow = on_slow
         self._on_close: Callable[[], None] | None = None
         # Created when a task first waits: a transport that writes directly never does.
@@ -129,11 +131,12 @@ class Connection:
             return False
         return self._enqueue(frame, notification_id)
 
-    def write_directly(self, writer: Callable[[bytes], bool]) -> None:
+    def write_directly(self, writer: Writer) -> None:
         """Hand frames straight to ``writer`` instead of queueing them for a writer task.
 
-        ``writer`` must not block; it returns False when the client is too far behind,
-        and the connection then closes as a slow consumer.
+        ``writer`` gets each frame with its log position (SSE sends it as the event id);
+        it must not block, and returns False when the client is too far behind: the
+        connection then closes as a slow consumer.
         """
         self._direct = writer
 
@@ -159,7 +162,7 @@ class Connection:
         elif isinstance(frame, Change):
             raise TypeError("a change needs its log position")
         if self._direct is not None:
-            if self._direct(frame):
+            if self._direct(frame, notification_id):
                 return True
             self.close(CloseCode.SLOW_CONSUMER, "too far behind")
             return False

@@ -87,6 +87,12 @@ class Settings(BaseSettings):
         "no ASGI, no task per idle connection) or `asgi` (the ASGI endpoint, as other "
         "ASGI servers run it)",
     )
+    sse_transport: Literal["direct", "asgi"] = Field(
+        "direct",
+        description="`/api/v1/me/stream` under `tidings serve`: `direct` (served by the HTTP "
+        "protocol itself, no ASGI, no task per idle stream) or `asgi` (the ASGI endpoint, as "
+        "other ASGI servers run it)",
+    )
     heartbeat: float = Field(30.0, gt=0, description="seconds between pings")
     max_connections_per_user: int = Field(20, ge=1)
     max_frame_bytes: int = Field(65_536, ge=256, description="largest client frame accepted")
@@ -105,7 +111,8 @@ class Settings(BaseSettings):
     outbox_bytes: int = Field(
         1_048_576,
         ge=65_536,
-        description="bytes a WebSocket client may fall behind before it is dropped as slow",
+        description="bytes a WebSocket or SSE client may fall behind before it is dropped as "
+        "slow",
     )
     resume_limit: int = Field(
         500, ge=1, description="most notifications replayed on resume; beyond, client refetches"

@@ -15,9 +15,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import Response
-from starlette.middleware.cors import CORSMiddleware
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import Scope
 
 from tidings import __version__, telemetry
 from tidings.app import App
@@ -28,6 +27,7 @@ from tidings.settings import Settings
 from tidings.web import (
     api,
     changes_api,
+    cors,
     dev,
     errors,
     events_api,
@@ -48,16 +48,6 @@ STATIC = Path(__file__).parent / "static"
 DESCRIPTION = """Real-time notifications: persisted inboxes pushed live over WebSocket
 (`/ws`) and Server-Sent Events (`/api/v1/me/stream`). Backends authenticate with an API
 key, end users with a JWT; both as `Authorization: Bearer ...`."""
-
-
-class CrossOrigin(CORSMiddleware):
-    """CORS that stays out of the way of requests without an ``Origin`` (backends)."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not any(name == b"origin" for name, _ in scope["headers"]):
-            await self.app(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
 
 
 class CachedStatic(StaticFiles):
@@ -120,17 +110,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
     app.add_middleware(errors.BodyLimit, limit=settings.max_request_bytes)
     app.add_middleware(ExposeRawSend)
     app.add_middleware(CountRequests)
-    if settings.allowed_origins:
+    cross_origin = cors.options(settings)
+    if cross_origin is not None:
         # Browsers on those origins may call the end-user API and open SSE streams.
-        # Credentials travel as bearer tokens, never cookies, so no allow_credentials.
-        app.add_middleware(
-            CrossOrigin,
-            allow_origins=settings.allowed_origins,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
-            expose_headers=["Idempotent-Replayed"],
-            max_age=600,
-        )
+        app.add_middleware(cors.CrossOrigin, **cross_origin)
     # Outermost: backends' creates skip every layer they do not need.
     app.add_middleware(CreateFastPath, tidings=tidings)
     app.include_router(inbox_api.router)  # before api: `archive-read` is not an id

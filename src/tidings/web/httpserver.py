@@ -10,6 +10,10 @@ every other error. It overrides one method of uvicorn's httptools protocol,
 It also gives a request ``TIDINGS_HEADERS_TIMEOUT`` seconds to send its headers
 (uvicorn waits for ever): a client that opens a connection, or starts a request or a
 WebSocket upgrade, and never finishes the headers is closed and forgotten.
+
+And it serves event streams (``GET /api/v1/me/stream``) without ASGI: once a request's
+headers are complete, :func:`tidings.web.sseserver.take` may serve it and take the
+socket over; this object and its parser are then dropped.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from tidings.settings import Settings
+from tidings.web import sseserver
 from tidings.web.wsserver import DirectWebSocketProtocol
 
 PROTOCOL = "tidings.web.httpserver:HttpProtocol"
@@ -37,19 +42,39 @@ def headers_timeout() -> float:
 
 class HttpProtocol(HttpToolsProtocol):
     _headers_timer: asyncio.TimerHandle | None = None
+    _stream: sseserver.DirectStream | None = None
+    """The event stream this connection became: its socket is no longer ours."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
         super().connection_made(transport)  # type: ignore[arg-type]
         self._await_headers()
 
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._stream is not None:
+            self.parser = None  # type: ignore[assignment]  # it refers back to this object
+
     def on_message_begin(self) -> None:
+        if self._stream is not None:
+            return  # bytes after the stream's request, in the same read: not answered
         super().on_message_begin()
         if self._headers_timer is None:
             self._await_headers()
 
     def on_headers_complete(self) -> None:
         self._cancel_headers_timer()
-        super().on_headers_complete()
+        if self._stream is None:
+            self._stream = sseserver.take(self)
+        if self._stream is None:
+            super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if self._stream is None:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._stream is None:
+            super().on_message_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_headers_timer()

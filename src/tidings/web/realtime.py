@@ -13,7 +13,7 @@ from tidings.web.errors import documented
 def register(app: FastAPI) -> None:
     app.add_api_websocket_route("/ws", ws.websocket_endpoint)
     app.add_api_route(
-        "/api/v1/me/stream",
+        sse.PATH,
         sse.stream_endpoint,
         methods=["GET"],
         tags=["inbox"],

@@ -192,7 +192,9 @@ class Session:
             if time.time() >= expires_at:
                 self.conn.close(CloseCode.UNAUTHENTICATED, "token expired")
                 return None
-        if silence_kills and heartbeat.dead():
+        if not silence_kills:
+            heartbeat.heard()  # one way (SSE): only pings fall due, not a silent client
+        elif heartbeat.dead():
             self.conn.close(CloseCode.GOING_AWAY, "heartbeat timeout")
             return None
         if heartbeat.ping_due():

@@ -5,6 +5,10 @@ notifications carry ``id:`` so the browser's ``Last-Event-ID`` resumes exactly a
 them. Framing is the pure :func:`tidings.protocol.sse_event`. Clients act through the
 HTTP API (mark read, delete, publish); topics are chosen with ``?topics=a,logs.*``
 (names or globs), replayed with ``&history=N`` or ``&since=<message id>``.
+
+Two transports serve it, from the helpers here: this ASGI endpoint (any ASGI server,
+and ``TIDINGS_SSE_TRANSPORT=asgi``) and :mod:`tidings.web.sseserver`, which ``tidings
+serve`` uses by default (no ASGI, no task per idle stream).
 """
 
 from __future__ import annotations
@@ -20,13 +24,24 @@ from starlette.types import Receive, Scope, Send
 from tidings import frames, protocol
 from tidings.connection import ConnectionClosed
 from tidings.errors import CloseCode, TidingsError, ValidationFailed
-from tidings.web.session import MAX_TOPICS, SSE_RETRY_MS, Refused, Session, admit, open_session
+from tidings.web.session import (
+    MAX_TOPICS,
+    SSE_RETRY_MS,
+    Refused,
+    Session,
+    admit,
+    open_session,
+)
 from tidings.web.timerwheel import shared_wheel
 
 if TYPE_CHECKING:
     from tidings.app import App
 
+PATH = "/api/v1/me/stream"
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+MEDIA_TYPE = "text/event-stream"
+RETRY = protocol.sse_retry(SSE_RETRY_MS)
+"""Prefixed to the first event of a stream (the welcome, or the error that ends it)."""
 BATCH = 64
 """Most events written in one chunk when the outbox has a backlog."""
 
@@ -39,24 +54,52 @@ async def stream_endpoint(request: Request) -> StreamingResponse:
     """
     app: App = request.app.state.tidings
     try:
-        principal, after = admit(
-            app,
-            headers=request.headers,
-            query=request.query_params,
-            after_header=request.headers.get("last-event-id"),
-        )
-        topics = _topics(request.query_params.get("topics"), principal.topics)
-        replay = _replay(request.query_params, topics)
-        session = open_session(
-            app,
-            principal,
-            after=after,
-            transport="sse",
-            user_agent=request.headers.get("user-agent"),
-        )
+        session, after, replay = open_stream(app, request.headers, request.query_params)
     except Refused as refused:
         raise refused.error from None
     return _Stream(session, _events(session, after, replay))
+
+
+def open_stream(
+    app: App, headers: Any, query: Any
+) -> tuple[Session, str | None, protocol.Subscribe | None]:
+    """Admit a stream and take its slot: the session, its resume point and its topics.
+
+    ``headers`` and ``query`` map lower-case names to their (first) value. Raise
+    :class:`Refused` (origin, token, resume point, connection cap) or a
+    :class:`TidingsError` (topics); the caller must :meth:`Session.finish` the session.
+    """
+    principal, after = admit(
+        app, headers=headers, query=query, after_header=headers.get("last-event-id")
+    )
+    topics = _topics(query.get("topics"), principal.topics)
+    replay = _replay(query, topics)
+    session = open_session(
+        app, principal, after=after, transport="sse", user_agent=headers.get("user-agent")
+    )
+    return session, after, replay
+
+
+async def start_stream(
+    session: Session, after: str | None, replay: protocol.Subscribe | None
+) -> bytes | None:
+    """Welcome, resume and topic replay; None, or the event that ends a stream that
+    could not start (the store unavailable, say)."""
+    try:
+        await session.start(after)
+        if replay is not None:
+            await session.app.rooms.subscribe(session.conn, replay)
+    except TidingsError as exc:
+        return RETRY + protocol.sse_event(frames.error(exc.code, exc.message))
+    return None
+
+
+def close_event(code: int | None, reason: str) -> bytes | None:
+    """The last event of a stream the server ends (token expired, slow consumer,
+    restart), saying why; None when there is nothing to say (the client went away)."""
+    if code is None or code == CloseCode.GOING_AWAY:
+        return None
+    return protocol.sse_event(frames.encode({"type": "close", "code": code, "reason": reason}))
 
 
 class _Stream(StreamingResponse):
@@ -68,7 +111,7 @@ class _Stream(StreamingResponse):
     """
 
     def __init__(self, session: Session, events: AsyncIterator[bytes]) -> None:
-        super().__init__(events, media_type="text/event-stream", headers=HEADERS)
+        super().__init__(events, media_type=MEDIA_TYPE, headers=HEADERS)
         self.session = session
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -107,28 +150,23 @@ def _replay(query: Any, topics: list[str]) -> protocol.Subscribe | None:
 async def _events(
     session: Session, after: str | None, replay: protocol.Subscribe | None
 ) -> AsyncIterator[bytes]:
-    conn = session.conn
     heartbeat = protocol.Heartbeat(interval=session.app.settings.heartbeat)
     ticker: _Ticker | None = None
     try:
-        try:
-            await session.start(after)
-            if replay is not None:
-                await session.app.rooms.subscribe(conn, replay)
-        except TidingsError as exc:
-            yield protocol.sse_retry(SSE_RETRY_MS) + protocol.sse_event(
-                frames.error(exc.code, exc.message)
-            )
+        failed = await start_stream(session, after, replay)
+        if failed is not None:
+            yield failed
             return
         ticker = _Ticker(session, heartbeat)
-        retry = protocol.sse_retry(SSE_RETRY_MS)  # rides on the welcome event
+        retry = RETRY  # rides on the welcome event
         while True:
             try:
                 chunk = retry + await _next_chunk(session)
                 retry = b""
             except ConnectionClosed as closed:
-                if closed.code is not None and closed.code != CloseCode.GOING_AWAY:
-                    yield protocol.sse_event(_close_frame(closed))
+                last = close_event(closed.code, closed.reason)
+                if last is not None:
+                    yield last
                 return
             yield chunk
     finally:
@@ -167,8 +205,3 @@ async def _next_chunk(session: Session) -> bytes:
         notification_id, frame = await conn.next_frame()
         parts.append(protocol.sse_event(frame, event_id=notification_id))
     return b"".join(parts)
-
-
-def _close_frame(closed: ConnectionClosed) -> bytes:
-    """Why the stream ends (token expired, slow consumer, restart); the client decides."""
-    return frames.encode({"type": "close", "code": closed.code, "reason": closed.reason})

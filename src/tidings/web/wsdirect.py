@@ -70,7 +70,7 @@ def _sansio_protocol(scope: Scope) -> Any:
     return protocol if "WebSocketsSansIOProtocol" in names else None
 
 
-def direct_writer(scope: Scope, *, limit: int) -> Callable[[bytes], bool] | None:
+def direct_writer(scope: Scope, *, limit: int) -> Callable[[bytes, str | None], bool] | None:
     """A non-blocking writer for an accepted WebSocket, or None if this server has none.
 
     The writer returns False when more than ``limit`` bytes wait in the transport's
@@ -81,7 +81,7 @@ def direct_writer(scope: Scope, *, limit: int) -> Callable[[bytes], bool] | None
     if transport is None or not getattr(protocol, "handshake_complete", False):
         return None
 
-    def write(payload: bytes) -> bool:
+    def write(payload: bytes, _position: str | None = None) -> bool:
         if protocol.close_sent or transport.is_closing():
             return True  # closing already: the close path reports how it ended
         if transport.get_write_buffer_size() > limit:

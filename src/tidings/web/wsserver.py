@@ -438,7 +438,7 @@ class DirectWebSocketProtocol(asyncio.Protocol):
 
     # -- server frames and closing ----------------------------------------------------------
 
-    def _write(self, payload: bytes) -> bool:
+    def _write(self, payload: bytes, _position: str | None = None) -> bool:
         """The connection's direct writer: False when the client is too far behind."""
         transport = self.transport
         if self._closing_since is not None or transport.is_closing():
