@@ -34,6 +34,13 @@ WS_TRANSPORTS = ["direct", "asgi"]
 suites against each (the direct protocol class and the ASGI endpoint)."""
 
 
+def transports(name: str) -> dict[str, str]:
+    """``TIDINGS_WS_TRANSPORT`` and ``TIDINGS_SSE_TRANSPORT`` both set to ``name``: a
+    suite run against each WebSocket transport runs its SSE tests against each SSE
+    transport too, with no extra server."""
+    return {"TIDINGS_WS_TRANSPORT": name, "TIDINGS_SSE_TRANSPORT": name}
+
+
 def require(name: str, reason: str) -> None:
     """Skip outside CI; under CI=true a missing service is a failure."""
     if IN_CI:

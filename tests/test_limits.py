@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from httpx_sse import aconnect_sse
-from realtime_helpers import API_KEY, WS_TRANSPORTS, ServerProcess, token, wait_until
+from realtime_helpers import API_KEY, WS_TRANSPORTS, ServerProcess, token, transports, wait_until
 from test_realtime import StalledClient, connect, join
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
@@ -44,7 +44,7 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     workdir = tmp_path_factory.mktemp("limits")
-    process = ServerProcess(workdir, TIDINGS_WS_TRANSPORT=request.param, **LIMITS).start()
+    process = ServerProcess(workdir, **transports(request.param), **LIMITS).start()
     yield process
     process.stop()
 

@@ -29,6 +29,7 @@ from realtime_helpers import (
     shared_redis_url,
     throwaway_postgres,
     token,
+    transports,
     wait_until,
 )
 from websockets.asyncio.client import ClientConnection
@@ -60,7 +61,7 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     workdir = tmp_path_factory.mktemp("server")
-    process = ServerProcess(workdir, TIDINGS_WS_TRANSPORT=request.param, **LIMITS).start()
+    process = ServerProcess(workdir, **transports(request.param), **LIMITS).start()
     yield process
     process.stop()
 

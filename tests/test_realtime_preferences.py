@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import orjson
 import pytest
-from realtime_helpers import API_KEY, WS_TRANSPORTS, ServerProcess, token
+from realtime_helpers import API_KEY, WS_TRANSPORTS, ServerProcess, token, transports
 from test_realtime import _sse_events, join, notify
 
 BACKEND = {"Authorization": f"Bearer {API_KEY}"}
@@ -25,7 +25,7 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     workdir = tmp_path_factory.mktemp("prefs")
-    process = ServerProcess(workdir, TIDINGS_WS_TRANSPORT=request.param).start()
+    process = ServerProcess(workdir, **transports(request.param)).start()
     with httpx.Client(base_url=process.http, headers=BACKEND, timeout=10) as http:
         assert http.put("/api/v1/templates/greeting", json=GREETING).status_code == 200
     yield process

@@ -111,8 +111,7 @@ class Settings(BaseSettings):
     outbox_bytes: int = Field(
         1_048_576,
         ge=65_536,
-        description="bytes a WebSocket or SSE client may fall behind before it is dropped as "
-        "slow",
+        description="bytes a WebSocket or SSE client may fall behind before it is dropped as slow",
     )
     resume_limit: int = Field(
         500, ge=1, description="most notifications replayed on resume; beyond, client refetches"

@@ -70,5 +70,3 @@ def simple_headers(
 
 async def _no_app(scope: Scope, receive: Receive, send: Send) -> None:
     raise RuntimeError("headers only")
-
-

@@ -239,7 +239,7 @@ class DirectStream(asyncio.Protocol):
             self._end(failed or None)
             return
         self.transport.write(_chunk(sse.RETRY + b"".join(events)))
-        self._shared.wheel.schedule(self, self.heartbeat.next_deadline())
+        self.on_timer()  # files the stream for its first ping, or its token's expiry
 
     def _write(self, frame: bytes, position: str | None) -> bool:
         """The connection's direct writer: False when the client is too far behind."""
