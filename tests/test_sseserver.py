@@ -15,12 +15,18 @@ import re
 import socket
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 from realtime_helpers import API_KEY, ServerProcess, token, wait_until
+
+from tidings import frames, protocol
+from tidings.connection import Connection
+from tidings.models import Principal
+from tidings.web.session import Session
 
 BACKEND = {"Authorization": f"Bearer {API_KEY}"}
 ORIGIN = "https://app.example"
@@ -303,3 +309,20 @@ async def test_a_stream_the_server_ends_gets_its_close_event_and_last_chunk(
     finally:
         stream.close()
     await wait_until(_none_open(server), within=3, what="the stream released")
+
+
+def test_a_stream_is_looked_at_once_per_heartbeat_however_long_it_lasts() -> None:
+    """A client of a one-way stream is never heard from: that must not make it due at
+    every tick of the wheel once two heartbeats have passed (it is never closed as
+    silent, so the ping is all that falls due)."""
+    now = [0.0]
+    heartbeat = protocol.Heartbeat(interval=30, clock=lambda: now[0])
+    written: list[bytes] = []
+    conn = Connection(Principal(user="u"), outbox_size=10, transport="sse")
+    conn.write_directly(lambda frame, _position: written.append(frame) or True)
+    session = Session(SimpleNamespace(settings=SimpleNamespace(jwt_leeway=0)), conn)  # type: ignore[arg-type]
+    for minute in range(1, 6):
+        now[0] = 60.0 * minute
+        assert session.tick(heartbeat, silence_kills=False) == 30
+    assert written == [frames.PING] * 5
+    assert not conn.closed

@@ -1,4 +1,5 @@
-"""What web/wsprotocol.py, web/wsdirect.py and web/wsserver.py rely on in uvicorn.
+"""What web/wsprotocol.py, web/wsdirect.py, web/wsserver.py, web/httpserver.py and
+web/sseserver.py rely on in uvicorn.
 
 They subclass and reach into ``WebSocketsSansIOProtocol``, which is not public API; the
 version range in pyproject.toml is the one checked here. A uvicorn release that renames
@@ -9,6 +10,7 @@ write buffer or the direct write path off.
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
@@ -75,3 +77,42 @@ def test_uvicorn_hands_an_upgrade_to_our_protocol_class_as_wsserver_expects() ->
     # A graceful shutdown asks every connection in server_state.connections to shut down.
     shutdown = inspect.getsource(Server.shutdown)
     assert "server_state.connections" in shutdown and "connection.shutdown()" in shutdown
+
+
+HTTP_CALLBACKS = ["on_message_begin", "on_headers_complete", "on_body", "on_message_complete"]
+HTTP_ATTRIBUTES = [
+    "url",
+    "headers",
+    "parser",
+    "cycle",
+    "root_path",
+    "access_log",
+    "access_logger",
+    "client",
+    "connections",
+    "server_state",
+    "transport",
+    "app",
+]
+
+
+def test_the_http_protocol_parts_the_direct_sse_transport_uses_are_there() -> None:
+    """web/httpserver.py overrides the parser's callbacks and web/sseserver.py reads the
+    request off uvicorn's HTTP protocol, then writes the head uvicorn would."""
+    from uvicorn.protocols.http import httptools_impl
+    from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
+
+    from tidings.web.httpserver import HttpProtocol
+
+    for name in HTTP_CALLBACKS:
+        base = getattr(httptools_impl.HttpToolsProtocol, name)
+        ours = getattr(HttpProtocol, name)
+        assert len(inspect.signature(base).parameters) == len(inspect.signature(ours).parameters)
+    source = inspect.getsource(httptools_impl.HttpToolsProtocol)
+    for name in HTTP_ATTRIBUTES:
+        assert f"self.{name} = " in source or f"self.{name}: " in source, name
+    assert "response_complete" in inspect.getsource(httptools_impl.RequestResponseCycle)
+    assert httptools_impl.STATUS_LINE[200] == b"HTTP/1.1 200 OK\r\n"
+    scope: Any = {"client": ("1.2.3.4", 5), "path": "/a b", "query_string": b"x=1"}
+    assert get_client_addr(scope) == "1.2.3.4:5"
+    assert get_path_with_query_string(scope) == "/a%20b?x=1"
