@@ -27,6 +27,8 @@ from tidings import frames, protocol
 from tidings.connection import Connection
 from tidings.models import Principal
 from tidings.web.session import Session
+from tidings.web.sseserver import DirectStream
+from tidings.web.timerwheel import TimerWheel
 
 BACKEND = {"Authorization": f"Bearer {API_KEY}"}
 ORIGIN = "https://app.example"
@@ -75,6 +77,10 @@ class RawStream:
         """Send the request; the response head (status line and headers)."""
         lines = [f"GET {target} HTTP/{version}", "Host: 127.0.0.1", *headers, "", ""]
         await self.send("\r\n".join(lines))
+        return await self.open_sent()
+
+    async def open_sent(self) -> str:
+        """The response head to the request sent."""
         while b"\r\n\r\n" not in self.data:
             assert await self._read(), f"closed before the head: {self.data!r}"
         head, _, self.data = self.data.partition(b"\r\n\r\n")
@@ -217,6 +223,24 @@ async def test_a_stream_has_its_headers_cors_included_and_starts_with_the_welcom
         stream.close()
 
 
+async def test_bytes_sent_behind_a_streams_request_are_not_answered(
+    server: ServerProcess, user: str
+) -> None:
+    for behind in (
+        "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        "\x00 not http at all\r\n\r\n",
+    ):
+        stream = RawStream(server.port)
+        try:
+            lines = [f"GET {stream_url(user)} HTTP/1.1", "Host: x", "", behind]
+            await stream.send("\r\n".join(lines))
+            head = await stream.open_sent()
+            assert head.startswith("HTTP/1.1 200 OK\r\n")
+            assert [name for name, _ in await stream.events(1)] == ["welcome"]
+        finally:
+            stream.close()
+
+
 async def test_a_refused_stream_gets_a_json_error_with_its_status(
     server: ServerProcess, user: str
 ) -> None:
@@ -326,3 +350,42 @@ def test_a_stream_is_looked_at_once_per_heartbeat_however_long_it_lasts() -> Non
         assert session.tick(heartbeat, silence_kills=False) == 30
     assert written == [frames.PING] * 5
     assert not conn.closed
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.written = b""
+        self.closing = False
+        self.protocol: Any = None
+
+    def write(self, data: bytes) -> None:
+        assert not self.closing
+        self.written += data
+
+    def close(self) -> None:
+        self.closing = True
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+async def test_uvicorns_graceful_shutdown_ends_a_stream_with_1012() -> None:
+    """uvicorn calls ``shutdown()`` on every protocol in ``server_state.connections``."""
+    loop = asyncio.get_running_loop()
+    settings = SimpleNamespace(outbox_bytes=65536, heartbeat=30, jwt_leeway=0)
+    shared: Any = SimpleNamespace(settings=settings, loop=loop, wheel=TimerWheel(loop))
+    server_state = SimpleNamespace(connections=set())
+    transport = FakeTransport()
+    conn = Connection(Principal(user="u"), outbox_size=10, transport="sse")
+    session = Session(SimpleNamespace(settings=settings), conn)  # type: ignore[arg-type]
+    stream = DirectStream(shared, server_state, transport, session)  # type: ignore[arg-type]
+    assert server_state.connections == {stream}
+    for stopping in list(server_state.connections):
+        stopping.shutdown()
+    event = b'event: close\ndata: {"type":"close","code":1012,"reason":"restarting"}\n\n'
+    assert transport.written == b"%x\r\n" % len(event) + event + b"\r\n0\r\n\r\n"
+    assert transport.closing
+    assert (conn.close_code, conn.close_reason) == (1012, "restarting")

@@ -97,6 +97,8 @@ class HttpProtocol(HttpToolsProtocol):
     def handle_websocket_upgrade(self) -> None:
         """An upgrade to ``/ws`` goes to the direct transport as parsed here; uvicorn would
         write the request out again for the WebSocket protocol to parse a second time."""
+        if self._stream is not None:
+            return  # an upgrade sent behind a stream's request: the socket is the stream's
         target = self.url.decode("latin-1")
         if (
             self.ws_protocol_class is not DirectWebSocketProtocol
@@ -113,6 +115,8 @@ class HttpProtocol(HttpToolsProtocol):
         protocol.upgrade(target, self.scope["headers"])
 
     def send_400_response(self, msg: str) -> None:
+        if self._stream is not None:
+            return  # garbage sent behind a stream's request: the socket is the stream's
         body = orjson.dumps({"error": {"code": "bad_request", "message": msg}})
         head = [b"HTTP/1.1 400 Bad Request\r\n"]
         for name, value in self.server_state.default_headers:
