@@ -381,11 +381,12 @@ async def test_uvicorns_graceful_shutdown_ends_a_stream_with_1012() -> None:
     transport = FakeTransport()
     conn = Connection(Principal(user="u"), outbox_size=10, transport="sse")
     session = Session(SimpleNamespace(settings=settings), conn)  # type: ignore[arg-type]
-    stream = DirectStream(shared, server_state, transport, session)  # type: ignore[arg-type]
+    head = b"HTTP/1.1 200 OK\r\n\r\n"
+    stream = DirectStream(shared, server_state, transport, session, head)  # type: ignore[arg-type]
     assert server_state.connections == {stream}
     for stopping in list(server_state.connections):
         stopping.shutdown()
     event = b'event: close\ndata: {"type":"close","code":1012,"reason":"restarting"}\n\n'
-    assert transport.written == b"%x\r\n" % len(event) + event + b"\r\n0\r\n\r\n"
+    assert transport.written == head + b"%x\r\n" % len(event) + event + b"\r\n0\r\n\r\n"
     assert transport.closing
     assert (conn.close_code, conn.close_reason) == (1012, "restarting")

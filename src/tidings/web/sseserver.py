@@ -12,7 +12,8 @@ once its headers are complete and :func:`take` serves it:
   definition of the error responses, their headers and the middleware around them.
 - The response head is the ASGI endpoint's, byte for byte: uvicorn's default headers,
   the stream's headers as Starlette builds them, the CORS headers the middleware would
-  add (:func:`tidings.web.cors.simple_headers`), chunked transfer encoding.
+  add (:func:`tidings.web.cors.simple_headers`), chunked transfer encoding. It leaves
+  with the first events (the welcome): one write to the socket, not two.
 - Then the socket is handed to a :class:`DirectStream` (``transport.set_protocol``): the
   parser and uvicorn's protocol object are dropped. Frames are written as they are
   offered (``Connection.write_directly``), one chunk each, encoded once per fan-out;
@@ -54,7 +55,7 @@ _PATH = sse.PATH.encode()
 _LAST_CHUNK = b"0\r\n\r\n"
 
 
-class _Head:
+class _Template:
     """What every stream's response head shares, built once per process."""
 
     def __init__(self, shared: Shared) -> None:
@@ -64,15 +65,15 @@ class _Head:
         self.headers: list[tuple[bytes, bytes]] = list(template.raw_headers)
 
 
-_head: _Head | None = None
+_template: _Template | None = None
 
 
-def _shared_head(http: HttpToolsProtocol) -> _Head:
-    global _head
+def _shared_template(http: HttpToolsProtocol) -> _Template:
+    global _template
     shared = shared_state(http.app)
-    if _head is None or _head.shared is not shared:
-        _head = _Head(shared)
-    return _head
+    if _template is None or _template.shared is not shared:
+        _template = _Template(shared)
+    return _template
 
 
 def take(http: HttpToolsProtocol) -> DirectStream | None:
@@ -89,8 +90,8 @@ def take(http: HttpToolsProtocol) -> DirectStream | None:
     url = httptools.parse_url(http.url)
     if url.path != _PATH:
         return None
-    head = _shared_head(http)
-    shared = head.shared
+    template = _shared_template(http)
+    shared = template.shared
     if shared.settings.sse_transport != "direct":
         return None
     request_headers = Headers(raw=http.headers)
@@ -100,14 +101,27 @@ def take(http: HttpToolsProtocol) -> DirectStream | None:
         session, after, replay = sse.open_stream(shared.app, request_headers, params)
     except (Refused, TidingsError):
         return None  # the ASGI endpoint answers it, the same way
+    try:
+        stream = _serve(http, template, request_headers, query, session)
+    except BaseException:
+        session.finish()  # its slot in the user's cap
+        raise
+    stream.start(after, replay)
+    return stream
+
+
+def _serve(
+    http: HttpToolsProtocol,
+    template: _Template,
+    request_headers: Headers,
+    query: bytes,
+    session: Session,
+) -> DirectStream:
+    """Log and count the response as uvicorn and the app would; hand the socket over."""
+    parser = http.parser
     version = parser.get_http_version()
     keep_alive = version != "1.0" and parser.should_keep_alive()
-    transport = http.transport
-    try:
-        transport.write(_response_head(http, head, request_headers, keep_alive))
-    except Exception:
-        session.finish()
-        raise
+    response_head = _response_head(http, template, request_headers, keep_alive)
     if http.access_log:  # as uvicorn logs every response (secrets redacted there)
         scope: Any = {"client": http.client, "path": sse.PATH, "query_string": query}
         http.access_logger.info(
@@ -119,20 +133,21 @@ def take(http: HttpToolsProtocol) -> DirectStream | None:
             200,
         )
     telemetry.count_request("GET", sse.PATH, 200)
-    stream = DirectStream(shared, http.server_state, transport, session)
+    stream = DirectStream(
+        template.shared, http.server_state, http.transport, session, response_head
+    )
     http.connections.discard(http)
-    transport.set_protocol(stream)
-    stream.start(after, replay)
+    http.transport.set_protocol(stream)
     return stream
 
 
 def _response_head(
-    http: HttpToolsProtocol, head: _Head, request_headers: Headers, keep_alive: bool
+    http: HttpToolsProtocol, template: _Template, request_headers: Headers, keep_alive: bool
 ) -> bytes:
     """The status line and headers uvicorn writes for the ASGI endpoint's response."""
-    headers = head.headers
-    if head.cors is not None:
-        headers = cors.simple_headers(head.cors, headers, request_headers)
+    headers = template.headers
+    if template.cors is not None:
+        headers = cors.simple_headers(template.cors, headers, request_headers)
     lines = [STATUS_LINE[200]]
     for name, value in [*http.server_state.default_headers, *headers]:
         lines += [name, b": ", value, b"\r\n"]
@@ -167,6 +182,7 @@ class DirectStream(asyncio.Protocol):
     __slots__ = (
         "_backlog",
         "_closing_since",
+        "_head",
         "_lost",
         "_server_state",
         "_shared",
@@ -179,9 +195,15 @@ class DirectStream(asyncio.Protocol):
     )
 
     def __init__(
-        self, shared: Shared, server_state: Any, transport: asyncio.Transport, session: Session
+        self,
+        shared: Shared,
+        server_state: Any,
+        transport: asyncio.Transport,
+        session: Session,
+        head: bytes,
     ) -> None:
         self._shared = shared
+        self._head = head  # written with the first events: one write, not two
         self._server_state = server_state
         self.transport = transport
         self.session = session
@@ -238,7 +260,7 @@ class DirectStream(asyncio.Protocol):
         if failed is not None:
             self._end(failed or None)
             return
-        self.transport.write(_chunk(sse.RETRY + b"".join(events)))
+        self.transport.write(self._take_head() + _chunk(sse.RETRY + b"".join(events)))
         self.on_timer()  # files the stream for its first ping, or its token's expiry
 
     def _write(self, frame: bytes, position: str | None) -> bool:
@@ -267,10 +289,15 @@ class DirectStream(asyncio.Protocol):
         transport = self.transport
         self._closing_since = self._shared.loop.time()
         if not transport.is_closing():
-            transport.write(_chunk(last) + _LAST_CHUNK if last else _LAST_CHUNK)
+            tail = _chunk(last) + _LAST_CHUNK if last else _LAST_CHUNK
+            transport.write(self._take_head() + tail)
             transport.close()
         self._backlog = transport.get_write_buffer_size()
         self._shared.wheel.schedule(self, STALL)
+
+    def _take_head(self) -> bytes:
+        head, self._head = self._head, b""
+        return head
 
     # -- the timer wheel --------------------------------------------------------------------
 
