@@ -2,10 +2,10 @@
 
 Served through ASGI (:mod:`tidings.web.sse`), an idle stream kept uvicorn's HTTP
 protocol object and its httptools parser, the ASGI request/response cycle, Starlette's
-``StreamingResponse`` with its anyio task group and two tasks: 37.8 KB per stream at
-2,000 streams (``python -m bench``, ``sse``). Here :class:`~tidings.web.httpserver.HttpProtocol`
-(what ``tidings serve`` runs, ``TIDINGS_SSE_TRANSPORT=direct``) recognises the request
-once its headers are complete and :func:`take` serves it:
+``StreamingResponse`` with its anyio task group and two tasks: 37.9 KiB per stream at
+2,000 streams (``python -m bench``, ``sse``); served here, 6.0 KiB. The HTTP protocol
+``tidings serve`` runs (:class:`~tidings.web.httpserver.HttpProtocol`) hands each
+request to :func:`take` once its headers are complete, which serves it if it is ours:
 
 - Admission is the ASGI endpoint's (:func:`tidings.web.sse.open_stream`). A request it
   refuses is left to the ASGI application, which refuses it again the same way: one
@@ -22,8 +22,11 @@ once its headers are complete and :func:`take` serves it:
 
 Bounds are the WebSocket transport's: a client more than ``TIDINGS_OUTBOX_BYTES``
 behind is sent the ``close`` event (4010) and dropped; a stream that ends (its ``close``
-event and the last chunk written) closes its socket, aborted when it does not drain in
+event and the last chunk written) closes its socket, reset when it does not drain in
 good time. The stream keeps its slot in the user's cap until its socket is gone.
+
+Where this cannot be used, the ASGI endpoint serves the stream: other ASGI servers,
+``TIDINGS_SSE_TRANSPORT=asgi``, a ``--root-path``, a request pipelined behind another.
 """
 
 from __future__ import annotations
