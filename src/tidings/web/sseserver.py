@@ -2,8 +2,8 @@
 
 Served through ASGI (:mod:`tidings.web.sse`), an idle stream kept uvicorn's HTTP
 protocol object and its httptools parser, the ASGI request/response cycle, Starlette's
-``StreamingResponse`` with its anyio task group and two tasks: 37.9 KiB per stream at
-2,000 streams (``python -m bench``, ``sse``); served here, 6.0 KiB. The HTTP protocol
+``StreamingResponse`` with its anyio task group and two tasks: 37.5 KiB per stream at
+2,000 streams (``python -m bench``, ``sse``); served here, 4.5 KiB. The HTTP protocol
 ``tidings serve`` runs (:class:`~tidings.web.httpserver.HttpProtocol`) hands each
 request to :func:`take` once its headers are complete, which serves it if it is ours:
 
