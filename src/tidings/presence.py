@@ -36,6 +36,9 @@ log = logging.getLogger("tidings.presence")
 MAX_ROOM_USERS = 1_000
 """Most users a ``presence`` frame or ``GET /topics/{topic}/presence`` lists."""
 MAX_PENDING = 100_000
+GATHER = 0.01
+"""Seconds the opens and closes of a burst gather before one write (a join that
+someone awaits is written at once)."""
 """Distinct queued changes before new ones are dropped (the store is unreachable)."""
 
 Change = tuple[str | None, str, int]
@@ -306,6 +309,8 @@ class Presence:
                 async with asyncio.timeout(max(due - time.monotonic(), 0)):
                     await self._wake.wait()
             self._wake.clear()
+            if not self._waiters:
+                await asyncio.sleep(GATHER)
             try:
                 await self._flush()
                 if time.monotonic() >= due:
