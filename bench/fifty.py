@@ -149,7 +149,8 @@ async def coordinate(args: argparse.Namespace) -> int:
     workdir = HERE / "results" / "tmp" / "fifty"
     workdir.mkdir(parents=True, exist_ok=True)
     store = "SQLite" if args.database == "sqlite" else "PostgreSQL"
-    target = TidingsTarget("tidings-50k", f"tidings serve --workers {args.workers}, {store} + Redis",
+    label = f"tidings serve --workers {args.workers}, {store} + Redis"
+    target = TidingsTarget("tidings-50k", label,
                            workdir, scaled=True, processes=1, workers=args.workers,
                            sqlite=args.database == "sqlite",
                            extra_env={"TIDINGS_HEARTBEAT": str(args.heartbeat)})
