@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.topics [--subscribers 1000] [--rate 1000] [--seconds 5]
                                      [--broker memory:// | redis://127.0.0.1:6379/0]
+                                     [--ceiling 0,2,5,10]
 
 One tidings process (SQLite, the broker named) on loopback; the clients live in this
 process (:mod:`bench.wsclient`), so latencies are measured on one clock:
@@ -12,6 +13,9 @@ Clients subscribe with ``batch: true``, as tidings.js does.
    publishes ``--rate`` messages a second for ``--seconds`` (each carries its send
    time); latency is send to receipt, per subscriber and message. History is on (the
    default ``TIDINGS_TOPIC_HISTORY``), so every message is also appended to it.
+   The ceiling: the same clients against :mod:`bench.peers.raw` (uvloop, the same
+   frames, no filters, budget or broker), once per ``--ceiling`` linger in ms; tidings'
+   figures are printed beside the best of them, with the ratios.
 2. **replay**: a topic holds 100 messages; the same number of clients reconnect at
    once and subscribe with ``history: 100``; time from subscribe to its ack (which
    follows the 100 replayed messages), and that each got all 100.
@@ -48,6 +52,17 @@ from bench.targets import API_KEY, HOST, SECRET, base_env
 from bench.wsclient import Pool, Sink, open_pool
 
 FANOUT_P99_MS = 20.0
+
+
+@dataclass
+class Fanout:
+    """One fan-out run's figures; ``cpu_us`` is server CPU per published message."""
+
+    p50: float
+    p99: float
+    delivered: float
+    cpu_us: float
+    text: str
 
 
 @dataclass
@@ -97,7 +112,9 @@ async def pool_of(port: int, n: int, prefix: str, **claims: Any) -> Pool:
 # -- 1. fan-out ---------------------------------------------------------------------------
 
 
-async def fanout(port: int, server: Server, subscribers: int, rate: int, seconds: float) -> Row:
+async def fanout(
+    port: int, server: Server, subscribers: int, rate: int, seconds: float
+) -> Fanout:
     pool = await pool_of(port, subscribers, "fan")
     for i in pool.open_indices:
         send(pool, i, {"type": "subscribe", "topic": "bench.fan", "batch": True, "ref": 1})
@@ -133,18 +150,51 @@ async def fanout(port: int, server: Server, subscribers: int, rate: int, seconds
     latencies.sort()
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     delivered = received / expected if expected else 0.0
+    cpu_us = cpu / total * 1e6 if total else 0.0
     figures = (
         f"{len(pool.open_indices)} subs x {rate}/s x {seconds:g}s: p50 {p50:.1f} ms, "
         f"p99 {p99:.1f} ms, max {latencies[-1] if latencies else 0:.0f} ms, delivered "
         f"{delivered:.2%}, frames {len(pool.sink.frames):,}, CPU server {cpu / seconds:.0%} "
-        f"clients {mine / seconds:.0%}"
+        f"({cpu_us:.0f} us/msg) clients {mine / seconds:.0%}"
     )
-    return Row(
-        "fan-out, history on",
-        figures,
-        f"p99 <= {FANOUT_P99_MS:g} ms",
-        p99 <= FANOUT_P99_MS and delivered >= 0.999,
+    return Fanout(p50, p99, delivered, cpu_us, figures)
+
+
+def fanout_row(found: Fanout, ceilings: dict[float, Fanout]) -> Row:
+    """tidings' fan-out beside the best ceiling (lowest p99), with the ratios."""
+    ok = found.p99 <= FANOUT_P99_MS and found.delivered >= 0.999
+    if not ceilings:
+        return Row("fan-out, history on", found.text, f"p99 <= {FANOUT_P99_MS:g} ms", ok)
+    linger, best = min(ceilings.items(), key=lambda item: (item[1].delivered < 0.999, item[1].p99))
+    figures = (
+        f"{found.text}; raw ceiling (linger {linger:g} ms): p50 {best.p50:.1f} ms, "
+        f"p99 {best.p99:.1f} ms, delivered {best.delivered:.2%}, {best.cpu_us:.0f} us/msg; "
+        f"tidings/ceiling p50 x{_ratio(found.p50, best.p50)}, p99 x{_ratio(found.p99, best.p99)}, "
+        f"CPU x{_ratio(found.cpu_us, best.cpu_us)}"
     )
+    return Row("fan-out, history on", figures, f"p99 <= {FANOUT_P99_MS:g} ms", ok)
+
+
+def _ratio(ours: float, ceiling: float) -> str:
+    return f"{ours / ceiling:.1f}" if ceiling > 0 else "-"
+
+
+async def ceiling(args: argparse.Namespace, workdir: Path) -> dict[float, Fanout]:
+    """The fan-out against the raw peer, once per linger of ``--ceiling``."""
+    found: dict[float, Fanout] = {}
+    for linger in (float(x) for x in args.ceiling.split(",") if x.strip()):
+        port = free_port()
+        argv = [sys.executable, "-m", "bench.peers.raw", "--host", HOST, "--port", str(port),
+                "--linger-ms", f"{linger:g}"]  # fmt: skip
+        server = Server("raw", argv, base_env(), workdir / f"raw-{linger:g}.log", workdir)
+        await server.start(HOST, port)
+        try:
+            found[linger] = await fanout(port, server, args.subscribers, args.rate, args.seconds)
+        finally:
+            await server.stop()
+        print(f"{'  ceiling, linger ' + f'{linger:g} ms':<22} {'':<34} {found[linger].text}",
+              flush=True)  # fmt: skip
+    return found
 
 
 async def settled(sink: Sink, within: float) -> None:
@@ -281,16 +331,18 @@ async def run(args: argparse.Namespace) -> list[Row]:
     )
     argv = [sys.executable, "-m", "tidings", "serve", "--host", HOST, "--port", str(port),
             "--log-level", "warning"]  # fmt: skip
+    rows: list[Row] = []
+    ceilings = await ceiling(args, workdir) if "fanout" in args.only else {}
     server = Server("tidings", argv, env, workdir / "server.log", workdir)
     await server.start(HOST, port)
-    rows: list[Row] = []
     try:
         headers = {"Authorization": f"Bearer {API_KEY}"}
         async with httpx.AsyncClient(
             base_url=f"http://{HOST}:{port}", headers=headers, timeout=30
         ) as http:
             if "fanout" in args.only:
-                rows.append(await fanout(port, server, args.subscribers, args.rate, args.seconds))
+                found = await fanout(port, server, args.subscribers, args.rate, args.seconds)
+                rows.append(fanout_row(found, ceilings))
                 print(_line(rows[-1]), flush=True)
             if "replay" in args.only:
                 rows.append(await replay(port, http, args.subscribers))
@@ -315,6 +367,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--broker", default="memory://")
     parser.add_argument("--only", default="fanout,replay,churn")
+    parser.add_argument(
+        "--ceiling", default="0,2,5,10", help="raw peer lingers (ms) for the fan-out ceiling"
+    )
     args = parser.parse_args()
     args.seconds = min(args.seconds, 60.0)
     args.subscribers = min(args.subscribers, 5000)

@@ -4,8 +4,16 @@ Accepts the same JWT-authenticated ``/ws`` connections and the same
 ``POST /api/v1/notifications`` as tidings, keeps no storage, encodes each notification
 frame once and writes it straight to every recipient's transport.
 
-Run: ``python -m bench.peers.raw --port 8100`` with ``TIDINGS_JWT_SECRET`` and
-``TIDINGS_API_KEYS`` in the environment.
+Topics, for :mod:`bench.topics`: the ``subscribe`` and ``publish`` frames of the
+protocol (no permissions, filters, budget or replay). A published message gets an id
+and a time, is kept in a bounded history, and goes to the topic's subscribers with
+the least work a fan-out can do: with ``--linger-ms 0`` its frame is encoded once and
+written to each; with a linger, a message arriving within ``linger`` of the topic's
+last fan-out is gathered, and the gathered ones go out together as one ``batch`` frame
+(encoded once, one write per subscriber) ``linger`` after the first of them.
+
+Run: ``python -m bench.peers.raw --port 8100 [--linger-ms 5]`` with
+``TIDINGS_JWT_SECRET`` and ``TIDINGS_API_KEYS`` in the environment.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import contextlib
 import itertools
 import os
 import time
+from collections import deque
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
@@ -29,10 +38,29 @@ except ImportError:  # pragma: no cover
     uvloop = None  # type: ignore[assignment]
 
 
-class Hub:
-    """Connections by user, plus everyone."""
+HISTORY = 1000
+"""Messages kept per topic (tidings' default ``TIDINGS_TOPIC_HISTORY``)."""
 
-    def __init__(self, secret: str, api_keys: set[str]) -> None:
+
+class Topic:
+    """Subscribers, history and the messages gathered for the next fan-out."""
+
+    __slots__ = ("gathered", "history", "last", "subscribers")
+
+    def __init__(self) -> None:
+        self.subscribers: set[Conn] = set()
+        self.history: deque[bytes] = deque(maxlen=HISTORY)
+        self.gathered: list[bytes] | None = None
+        self.last = 0.0
+
+
+class Hub:
+    """Connections by user, plus everyone; topics by name."""
+
+    def __init__(self, secret: str, api_keys: set[str], linger: float = 0.0) -> None:
+        self.linger = linger
+        self.topics: dict[str, Topic] = {}
+        self.seq = 0
         self.secret = secret
         self.api_keys = {f"Bearer {k}".encode() for k in api_keys}
         self.users: dict[str, set[Conn]] = {}
@@ -45,6 +73,8 @@ class Hub:
 
     def remove(self, conn: Conn) -> None:
         self.everyone.discard(conn)
+        for topic in self.topics.values():
+            topic.subscribers.discard(conn)
         group = self.users.get(conn.user)
         if group is not None:
             group.discard(conn)
@@ -76,6 +106,47 @@ class Hub:
         for conn in targets:
             conn.transport.write(frame)
         return orjson.dumps(note)
+
+    def subscribe(self, conn: Conn, name: str) -> None:
+        topic = self.topics.get(name)
+        if topic is None:
+            topic = self.topics[name] = Topic()
+        topic.subscribers.add(conn)
+
+    def publish_topic(self, name: str, user: str, data: object) -> None:
+        """Stamp, keep and fan out one message (see the module docstring)."""
+        topic = self.topics.get(name)
+        if topic is None:
+            topic = self.topics[name] = Topic()
+        ms = int(time.time() * 1000)
+        self.seq += 1
+        message = (
+            b'{"type":"message","topic":' + orjson.dumps(name) + b',"id":"'
+            + f"{ms}-{self.seq}".encode() + b'","ts":' + str(ms).encode()
+            + b',"user":' + orjson.dumps(user) + b',"data":' + orjson.dumps(data) + b"}"
+        )
+        topic.history.append(message)
+        if topic.gathered is not None:
+            topic.gathered.append(message)
+            return
+        now = time.monotonic()
+        if self.linger and now - topic.last < self.linger:
+            topic.gathered = [message]
+            asyncio.get_running_loop().call_later(self.linger, self._fan_gathered, topic)
+            return
+        topic.last = now
+        self._fan(topic, message)
+
+    def _fan_gathered(self, topic: Topic) -> None:
+        messages, topic.gathered = topic.gathered or [], None
+        topic.last = time.monotonic()
+        self._fan(topic, b'{"type":"batch","messages":[' + b",".join(messages) + b'],"skipped":0}')
+
+    @staticmethod
+    def _fan(topic: Topic, payload: bytes) -> None:
+        frame = wsframes.server_frame(payload)
+        for conn in topic.subscribers:
+            conn.transport.write(frame)
 
 
 def response(status: str, body: bytes = b"", ctype: bytes = b"application/json") -> bytes:
@@ -113,11 +184,24 @@ class Conn(asyncio.Protocol):
         frames, used = wsframes.parse(self.buf)
         del self.buf[:used]
         for op, _payload in frames:
-            if op == wsframes.OP_CLOSE:
+            if op == wsframes.OP_TEXT:
+                self._request(orjson.loads(_payload))
+            elif op == wsframes.OP_CLOSE:
                 self.transport.write(wsframes.server_frame(b"\x03\xe8", wsframes.OP_CLOSE))
                 self.transport.close()
             elif op == wsframes.OP_PING:
                 self.transport.write(wsframes.server_frame(_payload, wsframes.OP_PONG))
+
+    def _request(self, req: dict[str, object]) -> None:
+        kind = req.get("type")
+        if kind == "subscribe":
+            self.hub.subscribe(self, str(req["topic"]))
+        elif kind == "publish":
+            self.hub.publish_topic(str(req["topic"]), self.user, req.get("data"))
+        else:
+            return
+        ack = {"type": "ack", "ref": req["ref"]} if "ref" in req else {"type": "ack"}
+        self.transport.write(wsframes.server_frame(orjson.dumps(ack)))
 
     def _http(self) -> None:
         while True:
@@ -174,10 +258,11 @@ class Conn(asyncio.Protocol):
         return False
 
 
-async def serve(host: str, port: int) -> None:
+async def serve(host: str, port: int, linger: float = 0.0) -> None:
     hub = Hub(
         os.environ.get("TIDINGS_JWT_SECRET", "secret"),
         {k for k in os.environ.get("TIDINGS_API_KEYS", "key").split(",") if k},
+        linger,
     )
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: Conn(hub), host, port, backlog=4096)
@@ -189,11 +274,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8100)
+    parser.add_argument("--linger-ms", type=float, default=0.0, help="topic gathering")
     args = parser.parse_args()
     if uvloop is not None:
         uvloop.install()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port))
+        asyncio.run(serve(args.host, args.port, args.linger_ms / 1000))
 
 
 if __name__ == "__main__":
