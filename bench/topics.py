@@ -112,9 +112,7 @@ async def pool_of(port: int, n: int, prefix: str, **claims: Any) -> Pool:
 # -- 1. fan-out ---------------------------------------------------------------------------
 
 
-async def fanout(
-    port: int, server: Server, subscribers: int, rate: int, seconds: float
-) -> Fanout:
+async def fanout(port: int, server: Server, subscribers: int, rate: int, seconds: float) -> Fanout:
     pool = await pool_of(port, subscribers, "fan")
     for i in pool.open_indices:
         send(pool, i, {"type": "subscribe", "topic": "bench.fan", "batch": True, "ref": 1})
