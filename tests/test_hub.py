@@ -12,7 +12,7 @@ from tidings.broker.memory import MemoryBroker
 from tidings.coalesce import TopicState
 from tidings.connection import Connection, ConnectionClosed
 from tidings.errors import CloseCode, RateLimited
-from tidings.hub import LINGER, Hub
+from tidings.hub import Hub
 from tidings.models import Notification, Principal
 from tidings.preferences import Preferences
 from tidings.protocol import parse_filter
@@ -206,10 +206,16 @@ async def test_topic_messages_reach_subscribers_whose_filter_matches(hub: Hub) -
     await hub.subscribe(everything, "logs", None)
     for level in ("info", "error"):
         hub.dispatch("t:logs", frames.message("logs", {"level": level}))
-    await asyncio.sleep(2 * LINGER)  # the second one, soon after the first, lingers
+    await next_turn()  # the second one, in the same turn as the first, was gathered
     assert [m["data"]["level"] for m in unbatched(drain(errors_only))] == ["error"]
     assert [m["data"]["level"] for m in unbatched(drain(everything))] == ["info", "error"]
     assert drain(absent) == []
+
+
+async def next_turn() -> None:
+    """Let the event loop end the turn in which topic messages were gathered."""
+    for _ in range(3):
+        await asyncio.sleep(0)
 
 
 def unbatched(sent: list[bytes]) -> list[dict]:
@@ -232,13 +238,48 @@ async def test_a_busy_topic_goes_out_in_batches_and_a_glob_gets_each_message_onc
         await hub.subscribe(conn, "logs.*", None)
     for n in range(8):  # within the outbox of 10 frames, one by one
         hub.dispatch("t:logs.api", frames.message("logs.api", {"n": n}))
-    await asyncio.sleep(2 * LINGER)
+    await next_turn()
     sent = drain(both)
     assert [m["data"]["n"] for m in unbatched(sent)] == list(range(8))
     assert len(sent) == 2  # the first at once, the rest gathered into one batch
     # Gathered alike, but a client that did not ask for batches gets one frame each.
     each = [orjson.loads(raw) for raw in drain(plain)]
     assert [(m["type"], m["data"]["n"]) for m in each] == [("message", n) for n in range(8)]
+
+
+async def test_a_quiet_topic_sends_at_once_and_a_busy_one_gathers_per_turn(hub: Hub) -> None:
+    conn = await live(hub, BOB)
+    conn.rooms = TopicState()
+    conn.rooms.batches = True
+    await hub.subscribe(conn, "logs", None)
+    hub.dispatch("t:logs", frames.message("logs", {"n": 0}))
+    assert len(drain(conn)) == 1  # no timer: out before anything is awaited
+    for n in (1, 2, 3):  # same turn of the loop as the first: gathered
+        hub.dispatch("t:logs", frames.message("logs", {"n": n}))
+    assert drain(conn) == []
+    await asyncio.sleep(0)
+    assert [orjson.loads(f)["type"] for f in drain(conn)] == ["batch"]
+    await next_turn()  # a turn without messages: quiet again
+    hub.dispatch("t:logs", frames.message("logs", {"n": 4}))
+    assert [m["data"]["n"] for m in unbatched(drain(conn))] == [4]
+
+
+async def test_what_arrives_during_a_sliced_topic_fanout_follows_it_in_order(hub: Hub) -> None:
+    crowd = [await live(hub, Principal(f"user{n}")) for n in range(9)]  # slices of 4
+    for conn in crowd:
+        conn.rooms = TopicState()
+        conn.rooms.batches = True
+        await hub.subscribe(conn, "logs", None)
+    hub.dispatch("t:logs", frames.message("logs", {"n": 0}))
+    await asyncio.sleep(0)  # the first slice went out; the fan-out is under way
+    for n in range(1, 6):
+        hub.dispatch("t:logs", frames.message("logs", {"n": n}))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    for conn in crowd:
+        sent = drain(conn)
+        assert [m["data"]["n"] for m in unbatched(sent)] == list(range(6))
+        assert len(sent) == 2  # the one under way, then all that came meanwhile
 
 
 async def test_unsubscribe_stops_topic_delivery_and_releases_the_channel(

@@ -7,10 +7,11 @@ frame once and writes it straight to every recipient's transport.
 Topics, for :mod:`bench.topics`: the ``subscribe`` and ``publish`` frames of the
 protocol (no permissions, filters, budget or replay). A published message gets an id
 and a time, is kept in a bounded history, and goes to the topic's subscribers with
-the least work a fan-out can do: with ``--linger-ms 0`` its frame is encoded once and
-written to each; with a linger, a message arriving within ``linger`` of the topic's
-last fan-out is gathered, and the gathered ones go out together as one ``batch`` frame
-(encoded once, one write per subscriber) ``linger`` after the first of them.
+the least work a fan-out can do: messages are gathered until the end of the event
+loop's iteration (``--linger-ms 0``: what arrived together, e.g. during the previous
+fan-out, goes together) or until ``linger`` after the topic's previous fan-out, and
+go out as one frame (a ``batch`` frame for several), encoded once and written to each
+subscriber. A message after a quiet spell thus goes out at once.
 
 Run: ``python -m bench.peers.raw --port 8100 [--linger-ms 5]`` with
 ``TIDINGS_JWT_SECRET`` and ``TIDINGS_API_KEYS`` in the environment.
@@ -129,18 +130,22 @@ class Hub:
         if topic.gathered is not None:
             topic.gathered.append(message)
             return
-        now = time.monotonic()
-        if self.linger and now - topic.last < self.linger:
-            topic.gathered = [message]
-            asyncio.get_running_loop().call_later(self.linger, self._fan_gathered, topic)
-            return
-        topic.last = now
-        self._fan(topic, message)
+        topic.gathered = [message]
+        wait = topic.last + self.linger - time.monotonic()
+        loop = asyncio.get_running_loop()
+        if wait > 0:
+            loop.call_later(wait, self._fan_gathered, topic)
+        else:
+            loop.call_soon(self._fan_gathered, topic)
 
     def _fan_gathered(self, topic: Topic) -> None:
         messages, topic.gathered = topic.gathered or [], None
         topic.last = time.monotonic()
-        self._fan(topic, b'{"type":"batch","messages":[' + b",".join(messages) + b'],"skipped":0}')
+        if len(messages) == 1:
+            self._fan(topic, messages[0])
+        else:
+            batch = b'{"type":"batch","messages":[' + b",".join(messages) + b'],"skipped":0}'
+            self._fan(topic, batch)
 
     @staticmethod
     def _fan(topic: Topic, payload: bytes) -> None:
