@@ -380,7 +380,8 @@ def main() -> None:
     args = parser.parse_args()
     args.seconds = min(args.seconds, 60.0)
     args.subscribers = min(args.subscribers, 5000)
-    print(f"{'scenario':<22} {'':<5} {'ceiling':<28} figures  (broker {args.broker})")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"{'scenario':<22} {'':<5} {'ceiling':<28} figures  (broker {args.broker}; load {load})")
     with contextlib.suppress(KeyboardInterrupt):
         rows = uvloop.run(run(args))  # the clients cost less: more of the CPU for servers
         sys.exit(0 if all(r.ok for r in rows) else 1)
