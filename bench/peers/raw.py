@@ -190,7 +190,10 @@ class Conn(asyncio.Protocol):
         del self.buf[:used]
         for op, _payload in frames:
             if op == wsframes.OP_TEXT:
-                self._request(orjson.loads(_payload))
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    req = orjson.loads(_payload)
+                    if isinstance(req, dict):
+                        self._request(req)
             elif op == wsframes.OP_CLOSE:
                 self.transport.write(wsframes.server_frame(b"\x03\xe8", wsframes.OP_CLOSE))
                 self.transport.close()
