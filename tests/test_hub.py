@@ -206,16 +206,15 @@ async def test_topic_messages_reach_subscribers_whose_filter_matches(hub: Hub) -
     await hub.subscribe(everything, "logs", None)
     for level in ("info", "error"):
         hub.dispatch("t:logs", frames.message("logs", {"level": level}))
-    await next_turn()  # the second one, in the same turn as the first, was gathered
+    await rested()  # the second one, right after the first, was gathered
     assert [m["data"]["level"] for m in unbatched(drain(errors_only))] == ["error"]
     assert [m["data"]["level"] for m in unbatched(drain(everything))] == ["info", "error"]
     assert drain(absent) == []
 
 
-async def next_turn() -> None:
-    """Let the event loop end the turn in which topic messages were gathered."""
-    for _ in range(3):
-        await asyncio.sleep(0)
+async def rested() -> None:
+    """Let a busy topic's rest end (a few times its fan-out's time) and it fan out."""
+    await asyncio.sleep(0.01)
 
 
 def unbatched(sent: list[bytes]) -> list[dict]:
@@ -238,7 +237,7 @@ async def test_a_busy_topic_goes_out_in_batches_and_a_glob_gets_each_message_onc
         await hub.subscribe(conn, "logs.*", None)
     for n in range(8):  # within the outbox of 10 frames, one by one
         hub.dispatch("t:logs.api", frames.message("logs.api", {"n": n}))
-    await next_turn()
+    await rested()
     sent = drain(both)
     assert [m["data"]["n"] for m in unbatched(sent)] == list(range(8))
     assert len(sent) == 2  # the first at once, the rest gathered into one batch
@@ -247,19 +246,23 @@ async def test_a_busy_topic_goes_out_in_batches_and_a_glob_gets_each_message_onc
     assert [(m["type"], m["data"]["n"]) for m in each] == [("message", n) for n in range(8)]
 
 
-async def test_a_quiet_topic_sends_at_once_and_a_busy_one_gathers_per_turn(hub: Hub) -> None:
+async def test_a_quiet_topic_sends_at_once_and_a_busy_one_gathers_while_it_rests(
+    hub: Hub,
+) -> None:
     conn = await live(hub, BOB)
     conn.rooms = TopicState()
     conn.rooms.batches = True
     await hub.subscribe(conn, "logs", None)
     hub.dispatch("t:logs", frames.message("logs", {"n": 0}))
     assert len(drain(conn)) == 1  # no timer: out before anything is awaited
-    for n in (1, 2, 3):  # same turn of the loop as the first: gathered
+    for n in (1, 2, 3):  # right after a fan-out, the topic rests: gathered
         hub.dispatch("t:logs", frames.message("logs", {"n": n}))
     assert drain(conn) == []
-    await asyncio.sleep(0)
-    assert [orjson.loads(f)["type"] for f in drain(conn)] == ["batch"]
-    await next_turn()  # a turn without messages: quiet again
+    await asyncio.sleep(0.01)  # the rest is 3x the fan-out's time (TOPIC_SHARE 1/4)
+    sent = drain(conn)
+    assert [orjson.loads(f)["type"] for f in sent] == ["batch"]
+    assert [m["data"]["n"] for m in unbatched(sent)] == [1, 2, 3]
+    await asyncio.sleep(0.01)  # rested: quiet again
     hub.dispatch("t:logs", frames.message("logs", {"n": 4}))
     assert [m["data"]["n"] for m in unbatched(drain(conn))] == [4]
 

@@ -13,13 +13,13 @@ of 5,000 messages a second thus gets about ``rate`` plus ten times ``batch`` mes
 second, always the latest, in a few dozen frames. Notifications and other frames are
 not budgeted.
 
-Busy topics are batched before this, in the hub: messages of one topic that arrive in
-the same turn of the event loop as its last fan-out, or while that fan-out is still
-under way, are gathered and fanned out together (``Hub._dispatch_topic``), which counts
-as their number of messages in the budget. A connection that subscribed with ``batch: true``
-gets them as one ``batch`` frame (``skipped`` 0, one write); any other gets each as its
-own ``message`` frame, so a client of contract v1 sees only ``batch`` frames when it is
-past its budget.
+Busy topics are batched before this, in the hub: messages of one topic that arrive
+while it rests after a fan-out (as long again as the fan-out took, at most 5 ms), or
+while a fan-out in slices is still under way, are gathered and fanned out together
+(``Hub._dispatch_topic``), which counts as their number of messages in the budget. A
+connection that subscribed with ``batch: true`` gets them as one ``batch`` frame
+(``skipped`` 0, one write); any other gets each as its own ``message`` frame, so a
+client of contract v1 sees only ``batch`` frames when it is past its budget.
 """
 
 from __future__ import annotations
