@@ -627,7 +627,8 @@ TOPIC_REST_MAX = 0.005
 """Longest rest: a fan-out slowed down by anything else must not hold the next one."""
 TOPIC_SLICE = 100
 """Slice of a topic fan-out: at 1,000 subscribers x 1,000 messages/s, p50 28 ms and p99
-67 ms with 100, 37-56 ms and 96-109 ms with 500 (bench.topics, 2 runs each)."""
+67 ms with 100, 37-56 ms and 96-109 ms with 500 (bench.topics on a busy machine, 2 runs
+each; publishes wait behind slices on their way in)."""
 
 
 def _replayed(state: TopicState, topic: str, message: bytes) -> bool:
