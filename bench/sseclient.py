@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bench.wsclient import Sink, bound_socket
+from bench.wsclient import Sink, open_client
 
 
 class SSEClient(asyncio.Protocol):
@@ -89,22 +89,8 @@ def stream_request(host: str, port: int, path: str) -> bytes:
 async def open_one_sse(
     idx: int, sink: Sink, endpoint: tuple[str, int], source: str, path: str, max_wait: float,
 ) -> SSEClient:
-    loop = asyncio.get_running_loop()
     host, port = endpoint
-    sock = bound_socket(source)
-    try:
-        async with asyncio.timeout(max_wait):
-            await loop.sock_connect(sock, (host, port))
-            ready: asyncio.Future[bytes] = loop.create_future()
-            proto = SSEClient(idx, sink, stream_request(host, port, path), ready)
-            await loop.create_connection(lambda: proto, sock=sock)
-            try:
-                await ready
-            except BaseException:
-                if proto.transport is not None:
-                    proto.transport.abort()
-                raise
-            return proto
-    except BaseException:
-        sock.close()
-        raise
+    return await open_client(
+        lambda ready: SSEClient(idx, sink, stream_request(host, port, path), ready),
+        endpoint, source, max_wait,
+    )

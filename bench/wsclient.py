@@ -15,7 +15,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from bench import wsframes
 
@@ -156,20 +156,38 @@ async def open_one(
     path: str,
     max_wait: float,
 ) -> WSClient:
-    loop = asyncio.get_running_loop()
     host, port = endpoint
+    return await open_client(
+        lambda ready: WSClient(idx, sink, handshake(host, port, path), ready),
+        endpoint, source, max_wait,
+    )
+
+
+P = TypeVar("P", bound=asyncio.Protocol)
+
+
+async def open_client(
+    make: Callable[[asyncio.Future[bytes]], P],
+    endpoint: tuple[str, int],
+    source: str,
+    max_wait: float,
+) -> P:
+    """Connect from ``source`` and return ``make(ready)``'s protocol once it has set
+    ``ready`` (its handshake answered); aborted on failure or after ``max_wait`` s."""
+    loop = asyncio.get_running_loop()
     sock = bound_socket(source)
     try:
         async with asyncio.timeout(max_wait):
-            await loop.sock_connect(sock, (host, port))
+            await loop.sock_connect(sock, endpoint)
             ready: asyncio.Future[bytes] = loop.create_future()
-            proto = WSClient(idx, sink, handshake(host, port, path), ready)
+            proto = make(ready)
             await loop.create_connection(lambda: proto, sock=sock)
             try:
                 await ready
             except BaseException:
-                if proto.transport is not None:
-                    proto.transport.abort()
+                transport = getattr(proto, "transport", None)
+                if transport is not None:
+                    transport.abort()
                 raise
             return proto
     except BaseException:

@@ -253,3 +253,16 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait(5)
         self.process = None
+
+
+@contextlib.contextmanager
+def server_pair(workdir: Path, **env: str) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two server processes with the same settings (one database, one broker), both
+    stopped when the block ends, whichever failed to start."""
+    first = ServerProcess(workdir, **env).start()
+    second = ServerProcess(workdir, **env)
+    try:
+        yield first, second.start()
+    finally:
+        first.stop()
+        second.stop()

@@ -21,6 +21,7 @@ from httpx_sse import aconnect_sse
 from realtime_helpers import (
     API_KEY,
     ServerProcess,
+    server_pair,
     shared_redis_url,
     throwaway_postgres,
     token,
@@ -145,13 +146,8 @@ def two_servers(tmp_path: Path, postgres_url: str) -> Iterator[tuple[ServerProce
         "TIDINGS_CREATE_RATE": "0.1",
         "TIDINGS_CREATE_BURST": "3",
     }
-    first = ServerProcess(tmp_path, **env).start()
-    second = ServerProcess(tmp_path, **env)
-    try:
-        yield first, second.start()
-    finally:
-        first.stop()
-        second.stop()
+    with server_pair(tmp_path, **env) as pair:
+        yield pair
 
 
 async def stats(server: ServerProcess) -> dict:

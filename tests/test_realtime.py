@@ -26,6 +26,7 @@ from realtime_helpers import (
     WS_TRANSPORTS,
     RedisServer,
     ServerProcess,
+    server_pair,
     shared_redis_url,
     throwaway_postgres,
     token,
@@ -713,13 +714,8 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture
 def two_servers(tmp_path: Path, postgres_url: str) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     env = {**LIMITS, "TIDINGS_DATABASE_URL": postgres_url, "TIDINGS_BROKER_URL": shared_redis_url()}
-    first = ServerProcess(tmp_path, **env).start()
-    second = ServerProcess(tmp_path, **env)
-    try:
-        yield first, second.start()
-    finally:
-        first.stop()
-        second.stop()
+    with server_pair(tmp_path, **env) as pair:
+        yield pair
 
 
 @pytest.mark.redis

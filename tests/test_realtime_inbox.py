@@ -18,7 +18,13 @@ import httpx
 import orjson
 import pytest
 from httpx_sse import aconnect_sse
-from realtime_helpers import ServerProcess, shared_redis_url, throwaway_postgres, token
+from realtime_helpers import (
+    ServerProcess,
+    server_pair,
+    shared_redis_url,
+    throwaway_postgres,
+    token,
+)
 from test_realtime import BACKEND, LIMITS, join, notify
 
 
@@ -302,13 +308,8 @@ async def test_action_clicks_are_accepted_over_rest_and_websocket(server, http, 
 def two_servers(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     with throwaway_postgres("tidings_inbox") as url:
         env = {**LIMITS, "TIDINGS_DATABASE_URL": url, "TIDINGS_BROKER_URL": shared_redis_url()}
-        first = ServerProcess(tmp_path, **env).start()
-        second = ServerProcess(tmp_path, **env)
-        try:
-            yield first, second.start()
-        finally:
-            first.stop()
-            second.stop()
+        with server_pair(tmp_path, **env) as pair:
+            yield pair
 
 
 @pytest.mark.redis

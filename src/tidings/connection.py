@@ -97,6 +97,11 @@ class Connection:
         return self.principal.user
 
     @property
+    def log_extra(self) -> dict[str, str]:
+        """The connection and its user, for a log record's ``extra``."""
+        return {"connection": self.id, "user": self.user}
+
+    @property
     def closed(self) -> bool:
         return self._closing
 

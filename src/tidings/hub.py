@@ -391,9 +391,8 @@ class Hub:
         A topic's message goes out at once unless the topic is resting: after a fan-out
         done in one go that took ``d`` seconds, the topic rests ``d / TOPIC_SHARE - d``
         (at most ``TOPIC_REST_MAX``), so its fan-outs use at most ``TOPIC_SHARE`` of the
-        event loop; what arrives
-        meanwhile goes out together when the rest ends, as one ``batch`` frame, the
-        same bytes for every subscriber sharing a filter. While a fan-out in slices is
+        event loop; what arrives meanwhile goes out together when the rest ends, as one
+        ``batch`` frame, the same bytes for every subscriber sharing a filter. While a fan-out in slices is
         under way, what arrives goes out right after it, all together. So a quiet
         topic's message waits for nothing, and a busy topic's batches grow with the
         cost of its fan-out: a topic of 1,000 messages a second to 100 subscribers goes

@@ -105,7 +105,7 @@ def open_session(
         conn.id,
         transport,
         principal.user,
-        extra={"connection": conn.id, "user": principal.user},
+        extra=conn.log_extra,
     )
     if app.webhooks.enabled:
         app.webhooks.emit(
@@ -290,7 +290,7 @@ class Session:
             self.conn.id,
             self.conn.close_code,
             self.conn.close_reason,
-            extra={"connection": self.conn.id, "user": self.conn.user},
+            extra=self.conn.log_extra,
         )
 
 

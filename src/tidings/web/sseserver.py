@@ -46,7 +46,7 @@ from tidings import protocol, telemetry
 from tidings.errors import CloseCode, TidingsError
 from tidings.web import cors, sse
 from tidings.web.session import Refused, Session
-from tidings.web.wsdirect import reset
+from tidings.web.wsdirect import Draining, reset
 from tidings.web.wsserver import CLOSE_TIMEOUT, STALL, Shared, shared_state
 
 if TYPE_CHECKING:
@@ -179,7 +179,7 @@ def event_chunk(frame: bytes, position: str | None) -> bytes:
     return chunk
 
 
-class DirectStream(asyncio.Protocol):
+class DirectStream(Draining, asyncio.Protocol):
     """One event stream, from its response head to its socket's end."""
 
     __slots__ = (
@@ -253,7 +253,8 @@ class DirectStream(asyncio.Protocol):
         try:
             failed = await sse.start_stream(session, after, replay)
         except Exception:
-            log.exception("connection %s failed to start", session.conn.id, extra=_ids(session))
+            conn = session.conn
+            log.exception("connection %s failed to start", conn.id, extra=conn.log_extra)
             failed = b""
         finally:
             self._worker = None
@@ -318,14 +319,3 @@ class DirectStream(asyncio.Protocol):
         wait = self.session.tick(self.heartbeat, silence_kills=False)
         if wait is not None and self._closing_since is None:
             wheel.schedule(self, wait)
-
-    def _progressed(self) -> bool:
-        """Whether the write buffer shrank (or emptied) since the last look."""
-        size = self.transport.get_write_buffer_size()
-        progressed = size == 0 or size < self._backlog
-        self._backlog = size
-        return progressed
-
-
-def _ids(session: Session) -> dict[str, str]:
-    return {"connection": session.conn.id, "user": session.conn.user}

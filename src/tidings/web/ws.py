@@ -76,7 +76,7 @@ async def _serve(websocket: WebSocket, session: Session, after: str | None) -> N
         try:
             await session.start(after)
         except TidingsError as exc:
-            log.warning("connection %s could not start: %s", conn.id, exc, extra=_ids(conn))
+            log.warning("connection %s could not start: %s", conn.id, exc, extra=conn.log_extra)
             conn.close(CloseCode.SERVICE_RESTART, "temporarily unavailable")
         tasks = [
             asyncio.create_task(_read(websocket, session, heartbeat)),
@@ -90,7 +90,7 @@ async def _serve(websocket: WebSocket, session: Session, after: str | None) -> N
         for task in tasks:
             if task.done() and not task.cancelled() and _unexpected(task.exception()):
                 log.error(
-                    "connection %s failed", conn.id, exc_info=task.exception(), extra=_ids(conn)
+                    "connection %s failed", conn.id, exc_info=task.exception(), extra=conn.log_extra
                 )
                 conn.close(1011, "internal error")
     finally:
@@ -104,10 +104,6 @@ async def _serve(websocket: WebSocket, session: Session, after: str | None) -> N
                     await socket_gone(websocket.scope)
         finally:
             session.finish()
-
-
-def _ids(conn: Any) -> dict[str, str]:
-    return {"connection": conn.id, "user": conn.user}
 
 
 def _unexpected(exc: BaseException | None) -> bool:

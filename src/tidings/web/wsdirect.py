@@ -92,6 +92,22 @@ def direct_writer(scope: Scope, *, limit: int) -> Callable[[bytes, str | None], 
     return write
 
 
+class Draining:
+    """A protocol whose socket must show progress: its ``transport`` and ``_backlog``
+    (the write buffer's size at the last look) are the subclass's."""
+
+    __slots__ = ()
+    transport: Any
+    _backlog: int
+
+    def _progressed(self) -> bool:
+        """Whether the write buffer shrank (or emptied) since the last look."""
+        size = self.transport.get_write_buffer_size()
+        progressed = size == 0 or size < self._backlog
+        self._backlog = size
+        return progressed
+
+
 def reset(transport: Any) -> None:
     """Close now, dropping what is unsent, the kernel's send queue included: a reset,
     not a FIN queued behind data a client is not reading."""

@@ -37,7 +37,7 @@ from websockets.protocol import State
 
 from tidings.errors import CloseCode
 from tidings.protocol import TokenBucket
-from tidings.web.wsdirect import reset
+from tidings.web.wsdirect import Draining, reset
 
 IMPORT_PATH = "tidings.web.wsprotocol:BoundedWebSocketProtocol"
 STALL = 2.0
@@ -46,7 +46,7 @@ CLOSE_TIMEOUT = 10.0
 """Seconds a closing socket may take to go away, however slowly it drains."""
 
 
-class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
+class BoundedWebSocketProtocol(Draining, WebSocketsSansIOProtocol):
     """See the module docstring."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -179,13 +179,6 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def _abort(self) -> None:
         reset(self.transport)
-
-    def _progressed(self) -> bool:
-        """Whether the write buffer shrank (or emptied) since the last look."""
-        size = self.transport.get_write_buffer_size()
-        progressed = size == 0 or size < self._backlog
-        self._backlog = size
-        return progressed
 
     def _schedule(self, check: Any) -> None:
         self._cancel_watch()

@@ -47,7 +47,7 @@ from tidings import protocol
 from tidings.errors import CloseCode, TidingsError
 from tidings.web.session import Refused, Session, admit, open_session
 from tidings.web.timerwheel import shared_wheel
-from tidings.web.wsdirect import reset, text_frame
+from tidings.web.wsdirect import Draining, reset, text_frame
 from tidings.web.wsprotocol import BoundedWebSocketProtocol
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def shared_state(asgi_app: Any) -> Shared:
     return _shared
 
 
-class DirectWebSocketProtocol(asyncio.Protocol):
+class DirectWebSocketProtocol(Draining, asyncio.Protocol):
     """One WebSocket connection, from the upgrade request to the socket's end."""
 
     __slots__ = (
@@ -328,16 +328,16 @@ class DirectWebSocketProtocol(asyncio.Protocol):
     async def _start(self, after: str | None) -> None:
         session = self.session
         assert session is not None and self.heartbeat is not None
+        conn = session.conn
         try:
             await session.start(after)
         except TidingsError as exc:
-            conn = session.conn
-            log.warning("connection %s could not start: %s", conn.id, exc, extra=_ids(session))
+            log.warning("connection %s could not start: %s", conn.id, exc, extra=conn.log_extra)
             conn.close(CloseCode.SERVICE_RESTART, "temporarily unavailable")
             return
         except Exception:
-            log.exception("connection %s failed to start", session.conn.id, extra=_ids(session))
-            session.conn.close(1011, "internal error")
+            log.exception("connection %s failed to start", conn.id, extra=conn.log_extra)
+            conn.close(1011, "internal error")
             return
         finally:
             self._worker = None
@@ -430,7 +430,7 @@ class DirectWebSocketProtocol(asyncio.Protocol):
                 if reply is not None:
                     conn.send(reply)
         except Exception:
-            log.exception("connection %s failed", conn.id, extra=_ids(session))
+            log.exception("connection %s failed", conn.id, extra=session.conn.log_extra)
             conn.close(1011, "internal error")
         finally:
             self._worker = None
@@ -526,13 +526,6 @@ class DirectWebSocketProtocol(asyncio.Protocol):
         if wait is not None and self._closing_since is None:
             wheel.schedule(self, min(wait, STALL) if self._over else wait)
 
-    def _progressed(self) -> bool:
-        """Whether the write buffer shrank (or emptied) since the last look."""
-        size = self.transport.get_write_buffer_size()
-        progressed = size == 0 or size < self._backlog
-        self._backlog = size
-        return progressed
-
     def _abort(self) -> None:
         reset(self.transport)
 
@@ -543,7 +536,3 @@ def _first_values(items: Any) -> dict[str, str]:
     for name, value in items:
         headers.setdefault(name.lower(), value)
     return headers
-
-
-def _ids(session: Session) -> dict[str, str]:
-    return {"connection": session.conn.id, "user": session.conn.user}
