@@ -392,8 +392,9 @@ class Hub:
         done in one go that took ``d`` seconds, the topic rests ``d / TOPIC_SHARE - d``
         (at most ``TOPIC_REST_MAX``), so its fan-outs use at most ``TOPIC_SHARE`` of the
         event loop; what arrives meanwhile goes out together when the rest ends, as one
-        ``batch`` frame, the same bytes for every subscriber sharing a filter. While a fan-out in slices is
-        under way, what arrives goes out right after it, all together. So a quiet
+        ``batch`` frame, the same bytes for every subscriber sharing a filter. While a
+        fan-out in slices is under way, what arrives goes out right after it, all
+        together. So a quiet
         topic's message waits for nothing, and a busy topic's batches grow with the
         cost of its fan-out: a topic of 1,000 messages a second to 100 subscribers goes
         out in a few hundred fan-outs a second, to 1,000 in 50-100 (bench.topics).
