@@ -109,6 +109,7 @@ class App:
     async def start(self, *, migrate: bool = True) -> None:
         if migrate:
             await upgrade(self.store.writer)
+        self.store.start()
         await self.broker.start(on_message=self.on_message, on_reconnect=self.on_broker_reconnect)
         await self.broker.subscribe(FEED_CHANNEL)
         await self.broker.subscribe(TEMPLATES_CHANNEL)

@@ -38,7 +38,7 @@ import orjson
 from tidings import frames, telemetry, topics
 from tidings.broker.base import Broker
 from tidings.coalesce import Budget, TopicState, batch_frame
-from tidings.connection import Connection
+from tidings.connection import Connection, Tally
 from tidings.errors import RateLimited
 from tidings.frames import ChangeFrames, NotificationFrames
 from tidings.models import Notification, Principal, topic_channel, user_key
@@ -139,8 +139,11 @@ class Hub:
         self._with_preferences: set[str] = set()
         """Connections holding preferences: notifications then take the slower path."""
         self.slow_consumers = 0
-        self.retired_deliveries: dict[str, int] = {}
-        """Deliveries of connections gone, by transport (see :meth:`deliveries`)."""
+        self._tallies: dict[str, Tally] = {}
+        """Notifications handed to connections, by transport (see :meth:`deliveries`)."""
+        self._open: dict[str, int] = {}
+        """Registered connections by transport: figures exported every few seconds must
+        not walk every connection."""
 
     # -- registry ---------------------------------------------------------------------
 
@@ -148,12 +151,16 @@ class Hub:
         self, principal: Principal, *, after: str | None = None, transport: str = "ws"
     ) -> Connection:
         """A new connection with this hub's outbox size (not yet registered)."""
+        tally = self._tallies.get(transport)
+        if tally is None:
+            tally = self._tallies[transport] = Tally()
         return Connection(
             principal,
             outbox_size=self.outbox_size,
             after=after,
             transport=transport,
             on_slow=self._count_slow_consumer,
+            tally=tally,
         )
 
     def _count_slow_consumer(self) -> None:
@@ -179,6 +186,7 @@ class Hub:
         if hold:
             conn.hold()
         self._connections[conn.id] = conn
+        self._open[conn.transport] = self._open.get(conn.transport, 0) + 1
         self._by_user[conn.user] = mine
         mine[conn.id] = conn
         for key in conn.principal.audience_keys():
@@ -199,8 +207,7 @@ class Hub:
         """
         if self._connections.pop(conn.id, None) is None:
             return
-        retired = self.retired_deliveries
-        retired[conn.transport] = retired.get(conn.transport, 0) + conn.delivered
+        self._open[conn.transport] -= 1
         self._with_preferences.discard(conn.id)
         user = self._by_user.get(conn.user, {})
         user.pop(conn.id, None)
@@ -300,22 +307,20 @@ class Hub:
 
     def deliveries(self) -> dict[str, int]:
         """Notifications handed to connections since start, by transport."""
-        totals = dict(self.retired_deliveries)
-        for conn in self._connections.values():
-            totals[conn.transport] = totals.get(conn.transport, 0) + conn.delivered
-        return totals
+        return {transport: tally.count for transport, tally in self._tallies.items()}
+
+    def open_by_transport(self) -> dict[str, int]:
+        """Registered connections, by transport."""
+        return {transport: n for transport, n in self._open.items() if n}
 
     def stats(self) -> dict[str, int]:
         """Live figures of this process, for ``/metrics`` and ``/api/v1/stats``."""
-        by_transport: dict[str, int] = {}
-        for conn in self._connections.values():
-            by_transport[conn.transport] = by_transport.get(conn.transport, 0) + 1
         return {
             "connections": len(self._connections),
             "users": len(self._by_user),
             "channels": len(self._subscribed),
             "slow_consumers": self.slow_consumers,
-            **{f"connections_{name}": n for name, n in by_transport.items()},
+            **{f"connections_{name}": n for name, n in self.open_by_transport().items()},
         }
 
     # -- fan-out ----------------------------------------------------------------------

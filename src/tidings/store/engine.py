@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from tidings.store.checkpoints import LOG_SIZE_LIMIT, NO_AUTOCHECKPOINT
 from tidings.store.inline_sqlite import inline_connector
 
 
@@ -18,7 +19,8 @@ def create_engines(url: str, *, sole_writer: bool = False) -> tuple[AsyncEngine,
     can make the write lock wait. SQLite allows one writer: the writer engine has one
     connection and opens its transactions with ``BEGIN IMMEDIATE`` so the write lock is
     taken before the id counter is read, never upgraded halfway (which could fail with
-    SQLITE_BUSY).
+    SQLITE_BUSY). No connection checkpoints the log on commit: see
+    :mod:`tidings.store.checkpoints`.
     """
     if not url.startswith("sqlite"):
         engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
@@ -57,6 +59,8 @@ def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(NO_AUTOCHECKPOINT)
+        cursor.execute(LOG_SIZE_LIMIT)
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

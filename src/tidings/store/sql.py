@@ -39,6 +39,7 @@ from tidings.models import INBOX, InboxFilter, Notification, Page, Principal, ut
 from tidings.preferences import NONE, Preferences
 from tidings.store import changes
 from tidings.store import preferences as prefs_sql
+from tidings.store.checkpoints import checkpoint_forever, database_file
 from tidings.store.engine import create_bulk_reader, create_engines
 from tidings.store.prepared import Compiled, Run, Statements, create_reads
 from tidings.store.rows import (
@@ -60,6 +61,7 @@ from tidings.store.schema import (
     targets,
     webhook_deliveries,
 )
+from tidings.tasks import BackgroundTasks
 
 WebhookRows = Callable[[list[CreateOutcome]], list[dict[str, Any]]]
 """Rows for ``webhook_deliveries`` from a batch's outcomes (see :meth:`SqlStore.insert`)."""
@@ -93,12 +95,24 @@ class SqlStore:
         self._sole_writer = sole_writer and not self.is_postgres
         self._reads = create_reads(url, self.reader)
         self._statements = Statements(self.reader.dialect)
+        self._tasks = BackgroundTasks()
+
+    def start(self) -> None:
+        """Start the store's background work: checkpoints of an SQLite file's log, which
+        its connections never make themselves (see :mod:`tidings.store.checkpoints`)."""
+        database = database_file(self.url)
+        if database is not None and not self._tasks:
+            self._tasks.start(
+                checkpoint_forever(database, self.writer, inline=self._sole_writer),
+                name="tidings-sqlite-checkpoints",
+            )
 
     def _compiled(self, shape: Hashable, build: Callable[[], Any]) -> Compiled:
         """What ``build`` makes, compiled on first use of this shape."""
         return self._statements.get(shape, build)
 
     async def close(self) -> None:
+        await self._tasks.stop()
         self._reads.close()
         await self.reader.dispose()
         if self.bulk_reader is not self.reader:

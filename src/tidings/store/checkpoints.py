@@ -1,0 +1,88 @@
+"""SQLite WAL checkpoints off the event loop, without holding up writes.
+
+Left to SQLite, the connection whose commit takes the write-ahead log past 1,000 pages
+copies them back into the database file, fsync included, before the commit returns.
+The writer runs inline on the event loop (:mod:`tidings.store.inline_sqlite`), so at
+1,000 creates/s that was a 5-6 ms stall about eight times a second: the loop stopped
+delivering, and it set the targeted p99. The store's connections therefore turn
+automatic checkpoints off (:data:`NO_AUTOCHECKPOINT`) and :func:`checkpoint_forever`
+does it in two steps, on threads (sqlite3 releases the GIL while it copies):
+
+1. every :data:`INTERVAL`, a PASSIVE checkpoint from a connection of its own copies
+   what has been committed; writes go on meanwhile.
+2. That alone never lets the log start over under a steady load: writes land while it
+   copies, so it never catches up (measured: 69,000 pages in twelve seconds). Once the
+   log holds :data:`START_OVER_PAGES`, one more checkpoint runs *through the writer
+   connection*, checked out of its pool of one, so no write of this process can land
+   meanwhile. It copies only what step 1 left, and the next write starts the log over.
+   Holding the writer for a whole round instead delayed creates by ~10 ms (targeted
+   p99 12-15 ms against 4.5-6.5 ms with no checkpoints at all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+log = logging.getLogger("tidings.store")
+
+NO_AUTOCHECKPOINT = "PRAGMA wal_autocheckpoint=0"
+CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
+LOG_SIZE_LIMIT = "PRAGMA journal_size_limit=16777216"
+"""A log that grew in a burst is cut back to 16 MiB when it starts over."""
+INTERVAL = 0.1
+"""Seconds between checkpoints (step 1)."""
+START_OVER_PAGES = 4000
+"""Log size (4 KiB pages) at which the writer is held for a moment so it starts over."""
+
+
+def database_file(url: str) -> str | None:
+    """The SQLite file behind ``url``; None for PostgreSQL and in-memory databases."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite"):
+        return None
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file::memory:"):
+        return None
+    return database
+
+
+def catch_up(path: str) -> tuple[int, int, int]:
+    """Step 1, on the calling thread: (busy, log pages, pages copied)."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        busy, pages, copied = db.execute(CHECKPOINT).fetchone()
+        return busy, pages, copied
+    finally:
+        db.close()
+
+
+async def start_over(writer: AsyncEngine, *, inline: bool) -> tuple[int, int, int]:
+    """Step 2: a checkpoint through the writer connection (see the module docstring).
+    ``inline``: the connection runs on the loop, so hand it to a thread; otherwise it
+    has aiosqlite's thread already."""
+    async with writer.connect() as conn:
+        raw = await conn.get_raw_connection()
+        if inline:
+            db: sqlite3.Connection = raw.driver_connection._conn  # type: ignore[union-attr]
+            row = await asyncio.to_thread(lambda: db.execute(CHECKPOINT).fetchone())
+        else:
+            async with raw.driver_connection.execute(CHECKPOINT) as cursor:  # type: ignore[union-attr]
+                row = await cursor.fetchone()
+        return row[0], row[1], row[2]
+
+
+async def checkpoint_forever(path: str, writer: AsyncEngine, *, inline: bool) -> None:
+    while True:
+        await asyncio.sleep(INTERVAL)
+        try:
+            _, pages, _ = await asyncio.to_thread(catch_up, path)
+            if pages >= START_OVER_PAGES:
+                await start_over(writer, inline=inline)
+        except (sqlite3.Error, SQLAlchemyError) as exc:  # the next round tries again
+            log.warning("SQLite checkpoint failed: %s", exc)

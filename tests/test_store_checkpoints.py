@@ -1,0 +1,97 @@
+"""An SQLite store's log is checkpointed off the event loop, and still starts over."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from tidings.models import Audience, NewNotification
+from tidings.store import checkpoints
+from tidings.store.checkpoints import catch_up, database_file, start_over
+from tidings.store.rows import PendingCreate
+from tidings.store.sql import SqlStore
+
+WRITES = 400
+
+
+def _pending(i: int) -> PendingCreate:
+    return PendingCreate(
+        NewNotification(Audience(users=(f"u{i}",)), "t", "info", f"n{i}", body="x" * 1500)
+    )
+
+
+def _log_pages(path: Path) -> int:
+    """Pages in the log since it last started over (a PASSIVE checkpoint reports them)."""
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+    finally:
+        db.close()
+
+
+async def _write(store: SqlStore, n: int) -> None:
+    for i in range(n):
+        await store.insert([_pending(i)], now_ms=1_700_000_000_000 + i)
+        await asyncio.sleep(0.001)  # a steady trickle, as at 1,000 creates/s
+
+
+async def test_commits_leave_checkpoints_to_the_store(tmp_path: Path) -> None:
+    store = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", max_age_ms=10**12,
+                     max_items=10_000, sole_writer=True)
+    await _migrated(store)
+    try:
+        await _write(store, WRITES)
+        assert _log_pages(tmp_path / "x.db") > 5 * WRITES  # nobody checkpointed
+    finally:
+        await store.close()
+
+
+async def test_the_log_starts_over_under_a_steady_load(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(checkpoints, "INTERVAL", 0.02)
+    monkeypatch.setattr(checkpoints, "START_OVER_PAGES", 200)
+    for sole_writer in (True, False):  # writer inline on the loop, or on aiosqlite's thread
+        path = tmp_path / f"{sole_writer}.db"
+        store = SqlStore(f"sqlite+aiosqlite:///{path}", max_age_ms=10**12, max_items=10_000,
+                         sole_writer=sole_writer)
+        await _migrated(store)
+        store.start()
+        try:
+            await _write(store, WRITES)
+            assert _log_pages(path) < 2 * 200
+            assert len(await store.log_after(0, limit=WRITES + 1)) == WRITES
+        finally:
+            await store.close()
+
+
+async def test_holding_the_writer_for_one_checkpoint_starts_the_log_over(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "x.db"
+    store = SqlStore(f"sqlite+aiosqlite:///{path}", max_age_ms=10**12, max_items=10_000,
+                     sole_writer=True)
+    await _migrated(store)
+    try:
+        await _write(store, 50)
+        busy, pages, copied = catch_up(str(path))
+        assert (busy, copied) == (0, pages) and pages > 50
+        await _write(store, 50)
+        busy, pages, copied = await start_over(store.writer, inline=True)
+        assert (busy, copied) == (0, pages)
+        await _write(store, 1)
+        assert _log_pages(path) < 20  # the next write started it over
+    finally:
+        await store.close()
+
+
+def test_only_sqlite_files_are_checkpointed() -> None:
+    assert database_file("sqlite+aiosqlite:////var/lib/tidings.db") == "/var/lib/tidings.db"
+    assert database_file("sqlite+aiosqlite:///:memory:") is None
+    assert database_file("sqlite+aiosqlite://") is None
+    assert database_file("postgresql+asyncpg://postgres@127.0.0.1/test") is None
+
+
+async def _migrated(store: SqlStore) -> None:
+    from tidings.store.migrate import upgrade
+
+    await upgrade(store.writer)
