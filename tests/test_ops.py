@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 import websockets
 from httpx_sse import aconnect_sse
@@ -67,6 +68,29 @@ async def test_stats_count_stored_notifications_by_type(client: httpx.AsyncClien
     figures = (await client.get("/api/v1/stats", headers=backend_headers())).json()["notifications"]
     assert figures["total"] == figures["last_minute"] == figures["last_hour"] == 3
     assert figures["by_type"] == {"invoice.paid": 2, "task.assigned": 1}
+
+
+async def test_published_rows_are_rebuilt_when_connections_change_or_grow_old(app) -> None:
+    from tidings import cluster as cluster_module
+    from tidings.models import Principal
+
+    tidings = app.state.tidings
+    cluster, hub = tidings.cluster, tidings.hub
+    conn = hub.connection(Principal(user="rows-a"))
+    hub.register(conn, hold=False)
+    first = await cluster._published_rows()
+    assert [r[1] for r in orjson.loads(orjson.dumps(first))] == ["rows-a"]
+    for _ in range(cluster_module.ROWS_REFRESH - 1):  # nobody came or went: the same bytes
+        assert await cluster._published_rows() is first
+    assert await cluster._published_rows() is not first  # too old: rebuilt
+    other = hub.connection(Principal(user="rows-b"))
+    hub.register(other, hold=False)
+    rows = orjson.loads(orjson.dumps(await cluster._published_rows()))
+    assert sorted(r[1] for r in rows) == ["rows-a", "rows-b"]
+    hub.unregister(conn)
+    rows = orjson.loads(orjson.dumps(await cluster._published_rows()))
+    assert [r[1] for r in rows] == ["rows-b"]
+    hub.unregister(other)
 
 
 async def test_the_test_notification_reaches_the_users_inbox(app, client) -> None:

@@ -40,6 +40,11 @@ log = logging.getLogger("tidings.cluster")
 TRANSPORT_NAMES = {"ws": "websocket", "sse": "sse"}
 ROW_SLICE = 1_000
 """Connections turned into snapshot rows between two turns of the event loop."""
+ROWS_REFRESH = 5
+"""Intervals a process republishes its encoded rows while no connection came or went,
+so their last-activity times are at most this many intervals old. At 12,500
+connections a worker spent a tenth of its CPU rebuilding and encoding them every
+interval (profile of ``bench.fifty``)."""
 
 
 @dataclass(slots=True)
@@ -48,8 +53,9 @@ class Snapshot:
 
     process: str
     at: float
-    connections: list[list[Any]] = field(default_factory=list)
-    """Compact rows, see :func:`row` (thousands of them are built every interval)."""
+    connections: list[list[Any]] | orjson.Fragment = field(default_factory=list)
+    """Compact rows, see :func:`row`; as published, already encoded (see
+    :meth:`Cluster._published_rows`)."""
     deliveries: int = 0
     slow_consumer_closes: int = 0
     created: int = 0
@@ -222,6 +228,8 @@ class Cluster:
         self._tasks = BackgroundTasks()
         self._exported: dict[str, float] = {}
         self._figures: tuple[float, dict[str, Any]] | None = None
+        self._rows: tuple[int, int, orjson.Fragment] | None = None
+        """(hub generation, intervals published, encoded rows): see :meth:`_published_rows`."""
 
     async def start(self) -> None:
         self._tasks.start(self._publish_forever(), name="tidings-cluster")
@@ -241,18 +249,28 @@ class Cluster:
     def snapshot(self) -> Snapshot:
         return self._snapshot([row(conn) for conn in self.app.hub.live() if not conn.closed])
 
-    async def _published_snapshot(self) -> Snapshot:
-        """:meth:`snapshot`, its rows built :data:`ROW_SLICE` at a time: at 12,500
-        connections the rows cost 11 ms, a stall the loop's deliveries would wait out."""
+    async def _published_rows(self) -> orjson.Fragment:
+        """This process's rows, encoded; rebuilt when a connection came or went, or after
+        :data:`ROWS_REFRESH` intervals, and then :data:`ROW_SLICE` at a time (at 12,500
+        connections they cost 11 ms: a stall the loop's deliveries would wait out)."""
+        hub = self.app.hub
+        if self._rows is not None:
+            generation, age, encoded = self._rows
+            if generation == hub.generation and age < ROWS_REFRESH:
+                self._rows = (generation, age + 1, encoded)
+                return encoded
+        generation = hub.generation
         rows: list[list[Any]] = []
-        live = self.app.hub.live()
+        live = hub.live()
         for start in range(0, len(live), ROW_SLICE):
             if start:
                 await asyncio.sleep(0)
             rows += [row(conn) for conn in live[start : start + ROW_SLICE] if not conn.closed]
-        return self._snapshot(rows)
+        encoded = orjson.Fragment(orjson.dumps(rows))
+        self._rows = (generation, 1, encoded)
+        return encoded
 
-    def _snapshot(self, rows: list[list[Any]]) -> Snapshot:
+    def _snapshot(self, rows: list[list[Any]] | orjson.Fragment) -> Snapshot:
         hub = self.app.hub
         return Snapshot(
             process=self.process,
@@ -270,7 +288,8 @@ class Cluster:
             try:
                 self.export_metrics()
                 if self.directory.shared:
-                    await self.directory.publish(await self._published_snapshot(), ttl=self.ttl)
+                    snapshot = self._snapshot(await self._published_rows())
+                    await self.directory.publish(snapshot, ttl=self.ttl)
                 failing = False
             except TidingsError as exc:
                 if not failing:

@@ -141,6 +141,8 @@ class Hub:
         self.slow_consumers = 0
         self._tallies: dict[str, Tally] = {}
         """Notifications handed to connections, by transport (see :meth:`deliveries`)."""
+        self.generation = 0
+        """Bumped whenever a connection registers or leaves: whether the set changed."""
         self._open: dict[str, int] = {}
         """Registered connections by transport: figures exported every few seconds must
         not walk every connection."""
@@ -186,6 +188,7 @@ class Hub:
         if hold:
             conn.hold()
         self._connections[conn.id] = conn
+        self.generation += 1
         self._open[conn.transport] = self._open.get(conn.transport, 0) + 1
         self._by_user[conn.user] = mine
         mine[conn.id] = conn
@@ -207,6 +210,7 @@ class Hub:
         """
         if self._connections.pop(conn.id, None) is None:
             return
+        self.generation += 1
         self._open[conn.transport] -= 1
         self._with_preferences.discard(conn.id)
         user = self._by_user.get(conn.user, {})
