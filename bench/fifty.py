@@ -294,22 +294,28 @@ def _score(result: dict[str, Any], hits_t: list[list[float]], hits_b: list[list[
     accepted: dict[int, tuple[str, float]] = t.pop("accepted_map")
     seen: Counter[int] = Counter()
     latencies: list[float] = []
+    by_second: dict[int, list[float]] = {}
+    first = min((sent for _, sent in accepted.values()), default=0.0)
     for seq, when, _ in hits_t:
         seq = int(seq)
         seen[seq] += 1
         if seen[seq] == 1 and seq in accepted:
-            latencies.append((when - accepted[seq][1]) * 1000)
+            latency = (when - accepted[seq][1]) * 1000
+            latencies.append(latency)
+            by_second.setdefault(int(accepted[seq][1] - first), []).append(latency)
     t.update({"accepted": len(accepted), "delivered": len(seen),
               "lost": len(accepted.keys() - seen.keys()),
               "duplicated": sum(c - 1 for c in seen.values()),
-              "latency_ms": summary(latencies), "latency_curve": curve(latencies)})
+              "latency_ms": summary(latencies), "latency_curve": curve(latencies),
+              "p99_by_second": [round(summary(by_second[k])["p99"], 1) for k in sorted(by_second)]})
     last = max((when for _, when, _ in hits_b), default=b_ts)
     result["broadcast"] = {"connections": n_open, "delivered": len(hits_b),
                            "last_ms": (last - b_ts) * 1000}
     lat = t["latency_ms"]
     print(f"targeted: {t['delivered']:,}/{t['accepted']:,} delivered, lost {t['lost']}, "
           f"p50 {lat['p50']:.1f} p99 {lat['p99']:.1f} max {lat['max']:.1f} ms; broadcast "
-          f"{len(hits_b):,}/{n_open:,} in {result['broadcast']['last_ms']:,.0f} ms", flush=True)
+          f"{len(hits_b):,}/{n_open:,} in {result['broadcast']['last_ms']:,.0f} ms; p99 by second "
+          f"{t['p99_by_second']}", flush=True)
 
 
 def _tree(pids: list[int]) -> list[int]:
