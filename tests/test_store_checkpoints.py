@@ -50,6 +50,7 @@ async def test_commits_leave_checkpoints_to_the_store(tmp_path: Path) -> None:
 async def test_the_log_starts_over_under_a_steady_load(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(checkpoints, "INTERVAL", 0.02)
     monkeypatch.setattr(checkpoints, "START_OVER_PAGES", 200)
+    monkeypatch.setattr(checkpoints, "QUIET", 60.0)  # creates never pause here
     for sole_writer in (True, False):  # writer inline on the loop, or on aiosqlite's thread
         path = tmp_path / f"{sole_writer}.db"
         store = SqlStore(f"sqlite+aiosqlite:///{path}", max_age_ms=10**12, max_items=10_000,
@@ -62,6 +63,26 @@ async def test_the_log_starts_over_under_a_steady_load(tmp_path: Path, monkeypat
             assert len(await store.log_after(0, limit=WRITES + 1)) == WRITES
         finally:
             await store.close()
+
+
+async def test_the_log_starts_over_once_creates_pause(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(checkpoints, "INTERVAL", 0.02)
+    monkeypatch.setattr(checkpoints, "START_OVER_PAGES", 10**9)
+    monkeypatch.setattr(checkpoints, "QUIET", 0.1)
+    monkeypatch.setattr(checkpoints, "QUIET_PAGES", 100)
+    path = tmp_path / "x.db"
+    store = SqlStore(f"sqlite+aiosqlite:///{path}", max_age_ms=10**12, max_items=10_000,
+                     sole_writer=True)
+    await _migrated(store)
+    store.start()
+    try:
+        await _write(store, 200)
+        assert _log_pages(path) > 1_000  # a steady load: left to grow
+        await asyncio.sleep(0.3)  # a pause: step 2 runs
+        await _write(store, 1)
+        assert _log_pages(path) < 20
+    finally:
+        await store.close()
 
 
 async def test_holding_the_writer_for_one_checkpoint_starts_the_log_over(

@@ -11,12 +11,13 @@ does it in two steps, on threads (sqlite3 releases the GIL while it copies):
 1. every :data:`INTERVAL`, a PASSIVE checkpoint from a connection of its own copies
    what has been committed; writes go on meanwhile.
 2. That alone never lets the log start over under a steady load: writes land while it
-   copies, so it never catches up (measured: 69,000 pages in twelve seconds). Once the
-   log holds :data:`START_OVER_PAGES`, one more checkpoint runs *through the writer
-   connection*, checked out of its pool of one, so no write of this process can land
-   meanwhile. It copies only what step 1 left, and the next write starts the log over.
-   Holding the writer for a whole round instead delayed creates by ~10 ms (targeted
-   p99 12-15 ms against 4.5-6.5 ms with no checkpoints at all).
+   copies, so it never catches up (measured: 69,000 pages in twelve seconds). So one
+   more checkpoint runs *through the writer connection*, checked out of its pool of
+   one, so no write of this process can land meanwhile. It copies only what step 1
+   left, and the next write starts the log over. It holds creates up for its copy and
+   two fsyncs, 4-10 ms at 1,000 creates/s; done every half second that was most of
+   the targeted p99. It therefore runs as soon as creates pause (:data:`QUIET`), and
+   under a load that never pauses only once the log holds :data:`START_OVER_PAGES`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections.abc import Callable
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -37,8 +39,13 @@ LOG_SIZE_LIMIT = "PRAGMA journal_size_limit=16777216"
 """A log that grew in a burst is cut back to 16 MiB when it starts over."""
 INTERVAL = 0.1
 """Seconds between checkpoints (step 1)."""
-START_OVER_PAGES = 4000
-"""Log size (4 KiB pages) at which the writer is held for a moment so it starts over."""
+START_OVER_PAGES = 32_000
+"""Log size (4 KiB pages, 128 MiB) at which step 2 runs even though creates go on:
+every ~3 s at 1,000 creates/s (about ten pages each)."""
+QUIET = 0.1
+"""Seconds without a create after which step 2 runs (once the log holds
+:data:`QUIET_PAGES`)."""
+QUIET_PAGES = 1_000
 
 
 def database_file(url: str) -> str | None:
@@ -77,12 +84,16 @@ async def start_over(writer: AsyncEngine, *, inline: bool) -> tuple[int, int, in
         return row[0], row[1], row[2]
 
 
-async def checkpoint_forever(path: str, writer: AsyncEngine, *, inline: bool) -> None:
+async def checkpoint_forever(
+    path: str, writer: AsyncEngine, *, inline: bool, idle: Callable[[], float]
+) -> None:
+    """Step 1 every :data:`INTERVAL`, step 2 when due; ``idle()`` is the seconds since
+    the last create was written."""
     while True:
         await asyncio.sleep(INTERVAL)
         try:
             _, pages, _ = await asyncio.to_thread(catch_up, path)
-            if pages >= START_OVER_PAGES:
+            if pages >= START_OVER_PAGES or (pages >= QUIET_PAGES and idle() >= QUIET):
                 await start_over(writer, inline=inline)
         except (sqlite3.Error, SQLAlchemyError) as exc:  # the next round tries again
             log.warning("SQLite checkpoint failed: %s", exc)
