@@ -35,7 +35,8 @@ def ensure_requirements(targets: list[str]) -> None:
 
 def config(args: argparse.Namespace) -> Config:
     if args.smoke:
-        cfg = Config(connections=300, targeted_rate=200, targeted_seconds=3, broadcast_repeats=3,
+        cfg = Config(connections=300, targeted_rate=200, targeted_seconds=3, targeted_repeats=1,
+                     broadcast_repeats=3,
                      broadcast_timeout=10, create_seconds=1.5, create_repeats=1,
                      create_concurrency=16, publish_concurrency=16, drain_timeout=3,
                      connect_timeout=30, settle=1.0, sse_connections=300, sse_rate=100,

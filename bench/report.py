@@ -139,7 +139,9 @@ def checks(results: dict[str, Any], full_size: bool) -> list[tuple[str, bool | N
                   and t["lost"] == 0 and t["duplicated"] == 0 and not t["errors"])
             desc = (f"[{name}] {t['rate']:,.0f} notif/s at {n:,.0f} conns, p99 <= {bound:g} ms,"
                     " no loss")
-            detail = (f"achieved {t['achieved_rate']:,.0f}/s, p99 {lat['p99']:.2f} ms, "
+            runs = t.get("repeats_p99", [])
+            of_runs = f" (median of {', '.join(f'{p:.2f}' for p in runs)})" if len(runs) > 1 else ""
+            detail = (f"achieved {t['achieved_rate']:,.0f}/s, p99 {lat['p99']:.2f} ms{of_runs}, "
                       f"lost {t['lost']}, dup {t['duplicated']}, "
                       f"errors {sum(t['errors'].values())}")
             out.append((desc, ok, detail))

@@ -74,7 +74,8 @@ async def run_target(
             gc.collect()
             gc.freeze()
             result["targeted"] = await phase(
-                "targeted", target, lambda: scenarios.targeted(target, pool, cfg, log), *args)
+                "targeted", target, lambda: scenarios.targeted_repeated(target, pool, cfg, log),
+                *args)
             result["broadcast"] = await phase(
                 "broadcast", target, lambda: scenarios.broadcast(target, pool, cfg, log),
                 *args)

@@ -31,6 +31,7 @@ class Config:
     connections: int = 10_000
     targeted_rate: float = 1_000.0
     targeted_seconds: float = 10.0
+    targeted_repeats: int = 3
     broadcast_repeats: int = 5
     broadcast_timeout: float = 20.0
     broadcast_budget: float = 25.0
@@ -269,6 +270,24 @@ async def targeted(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[st
     log(f"targeted: {len(accepted):,}/{total:,} accepted, {len(seen):,} delivered, lost {lost}, "
         f"dup {result['duplicated']}; p50 {lat['p50']:.2f} p99 {lat['p99']:.2f} "
         f"max {lat['max']:.2f} ms" + (f"; errors {dict(errors)}" if errors else ""))
+    return result
+
+
+async def targeted_repeated(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[str, Any]:
+    """:func:`targeted` ``cfg.targeted_repeats`` times: the run with the median p99 stands
+    for them (latencies are that noisy here), with every run's p99 beside it, and loss,
+    duplicates and errors summed over all of them."""
+    runs = [await targeted(target, pool, cfg, log) for _ in range(cfg.targeted_repeats)]
+    measured = [r for r in runs if "latency_ms" in r]
+    if not measured:
+        return runs[0]
+    measured.sort(key=lambda r: r["latency_ms"]["p99"])
+    result = dict(measured[len(measured) // 2])
+    result["repeats_p99"] = [round(r["latency_ms"]["p99"], 2) for r in runs if "latency_ms" in r]
+    for key in ("lost", "duplicated", "misrouted"):
+        result[key] = sum(r[key] for r in measured)
+    result["errors"] = dict(sum((Counter(r["errors"]) for r in measured), Counter()))
+    result["achieved_rate"] = min(r["achieved_rate"] for r in measured)
     return result
 
 
