@@ -50,7 +50,6 @@ async def test_commits_leave_checkpoints_to_the_store(tmp_path: Path) -> None:
 async def test_the_log_starts_over_under_a_steady_load(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(checkpoints, "INTERVAL", 0.02)
     monkeypatch.setattr(checkpoints, "START_OVER_PAGES", 200)
-    monkeypatch.setattr(checkpoints, "QUIET", 60.0)  # creates never pause here
     for sole_writer in (True, False):  # writer inline on the loop, or on aiosqlite's thread
         path = tmp_path / f"{sole_writer}.db"
         store = SqlStore(f"sqlite+aiosqlite:///{path}", max_age_ms=10**12, max_items=10_000,
@@ -68,8 +67,14 @@ async def test_the_log_starts_over_under_a_steady_load(tmp_path: Path, monkeypat
 async def test_the_log_starts_over_once_creates_pause(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(checkpoints, "INTERVAL", 0.02)
     monkeypatch.setattr(checkpoints, "START_OVER_PAGES", 10**9)
-    monkeypatch.setattr(checkpoints, "QUIET", 0.1)
-    monkeypatch.setattr(checkpoints, "QUIET_PAGES", 100)
+    rounds: list[int] = []
+    copy = checkpoints.catch_up
+
+    def counted(path: str) -> tuple[int, int, int]:
+        rounds.append(1)
+        return copy(path)
+
+    monkeypatch.setattr(checkpoints, "catch_up", counted)
     path = tmp_path / "x.db"
     store = SqlStore(f"sqlite+aiosqlite:///{path}", max_age_ms=10**12, max_items=10_000,
                      sole_writer=True)
@@ -78,9 +83,12 @@ async def test_the_log_starts_over_once_creates_pause(tmp_path: Path, monkeypatc
     try:
         await _write(store, 200)
         assert _log_pages(path) > 1_000  # a steady load: left to grow
-        await asyncio.sleep(0.3)  # a pause: step 2 runs
+        await asyncio.sleep(0.3)  # a pause: step 1 copies it all
+        idle_rounds = len(rounds)
+        await asyncio.sleep(0.3)
+        assert len(rounds) == idle_rounds  # nothing changed: no checkpoint work
         await _write(store, 1)
-        assert _log_pages(path) < 20
+        assert _log_pages(path) < 20  # the next write started it over
     finally:
         await store.close()
 

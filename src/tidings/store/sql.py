@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -97,8 +96,6 @@ class SqlStore:
         self._reads = create_reads(url, self.reader)
         self._statements = Statements(self.reader.dialect)
         self._tasks = BackgroundTasks()
-        self._wrote_at = 0.0
-        """When a create was last written (monotonic): the checkpoints wait for a pause."""
 
     def start(self) -> None:
         """Start the store's background work: checkpoints of an SQLite file's log, which
@@ -106,10 +103,7 @@ class SqlStore:
         database = database_file(self.url)
         if database is not None and not self._tasks:
             self._tasks.start(
-                checkpoint_forever(
-                    database, self.writer, inline=self._sole_writer,
-                    idle=lambda: time.monotonic() - self._wrote_at,
-                ),
+                checkpoint_forever(database, self.writer, inline=self._sole_writer),
                 name="tidings-sqlite-checkpoints",
             )
 
@@ -199,7 +193,6 @@ class SqlStore:
         statement per thread hop held the write lock across as many turns of a busy
         event loop, while the other processes slept in SQLite's busy handler.
         """
-        self._wrote_at = time.monotonic()
         async with _translated(), self.writer.connect() as conn:
             raw = await conn.get_raw_connection()
             driver = raw.driver_connection  # an aiosqlite (or inline) connection
