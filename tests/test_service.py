@@ -9,7 +9,7 @@ import pytest
 
 from tidings.broker.memory import MemoryBroker
 from tidings.broker.outbound import Outbound
-from tidings.errors import ValidationFailed
+from tidings.errors import Unavailable, ValidationFailed
 from tidings.models import Audience, NewNotification, Principal
 from tidings.service import NotificationService
 from tidings.store import PendingCreate, SqlStore, StoredBatch
@@ -124,3 +124,37 @@ async def test_one_bad_item_does_not_sink_its_batch_neighbours(
     assert all(r.created for i, r in enumerate(results) if i != 1)
     page = await service.list_inbox(ALICE)
     assert sorted(item.title for item in page.items) == ["a", "b", "c"]
+
+
+class RefusingBroker(MemoryBroker):
+    """A broker whose topic appends fail, or whose publishes do."""
+
+    def __init__(self, failing: str) -> None:
+        super().__init__()
+        self.failing = failing
+
+    async def append(self, posts: Sequence[tuple[str, bytes]]) -> None:
+        if self.failing == "append":
+            raise Unavailable("redis is down")
+        await super().append(posts)
+
+    async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        if self.failing == "publish" and any(not c.startswith("t:") for c, _ in messages):
+            raise Unavailable("redis is down")  # (appends publish through here too)
+        await super().publish_many(messages)
+
+
+@pytest.mark.parametrize(("failing", "dropped"), [("append", 3), ("publish", 2)])
+async def test_frames_a_failed_publish_takes_along_are_counted_as_dropped(
+    failing: str, dropped: int
+) -> None:
+    broker = RefusingBroker(failing)
+    await broker.start(on_message=lambda channel, payload: None, on_reconnect=_nothing)
+    outbound = Outbound(broker)
+    outbound.put(("u:alice", b"read"), ("t:logs", b"line"), ("u:bob", b"unread"))
+    await outbound.flush()
+    assert outbound.dropped == dropped
+
+
+async def _nothing() -> None:
+    return None

@@ -66,14 +66,16 @@ class Outbound:
         posts = [(channel[2:], rest) for channel, rest in batch if channel.startswith(TOPIC)]
         if posts:
             batch = [item for item in batch if not item[0].startswith(TOPIC)]
+        unsent = len(posts) + len(batch)  # a failed append takes the frames behind it along
         try:
             if posts:
                 await self.broker.append(posts)
+                unsent -= len(posts)
             if batch:
                 await self.broker.publish_many(batch)
         except TidingsError as exc:
-            self.dropped += len(batch)
-            log.warning("broker unavailable: %d event frames dropped (%s)", len(batch), exc)
+            self.dropped += unsent
+            log.warning("broker unavailable: %d event frames dropped (%s)", unsent, exc)
         except Exception:
-            self.dropped += len(batch)
-            log.exception("publishing %d event frames failed", len(batch))
+            self.dropped += unsent
+            log.exception("publishing %d event frames failed", unsent)
