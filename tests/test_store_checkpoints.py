@@ -114,7 +114,7 @@ async def test_holding_the_writer_for_one_checkpoint_starts_the_log_over(
         busy, pages, copied = catch_up(str(path))
         assert (busy, copied) == (0, pages) and pages > 50
         await _write(store, 50)
-        busy, pages, copied = await start_over(store.writer, inline=True)
+        busy, pages, copied = await start_over(store.writer)
         assert (busy, copied) == (0, pages)
         await _write(store, 1)
         assert _log_pages(path) < 20  # the next write started it over

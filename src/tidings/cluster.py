@@ -193,6 +193,10 @@ def row(conn: Any) -> list[Any]:
     return [conn.id, conn.user, conn.transport, conn.connected_at, last, conn.user_agent]
 
 
+def _rows(conns: Iterable[Any]) -> list[list[Any]]:
+    return [row(conn) for conn in conns if not conn.closed]
+
+
 def describe(values: list[Any], process: str) -> dict[str, Any]:
     """A snapshot row as operators see it (``GET /api/v1/connections``)."""
     conn_id, user, transport, connected_at, last, user_agent = values
@@ -247,7 +251,7 @@ class Cluster:
     # -- this process ------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        return self._snapshot([row(conn) for conn in self.app.hub.live() if not conn.closed])
+        return self._snapshot(_rows(self.app.hub.live()))
 
     async def _published_rows(self) -> orjson.Fragment:
         """This process's rows, encoded; rebuilt when a connection came or went, or after
@@ -265,7 +269,7 @@ class Cluster:
         for start in range(0, len(live), ROW_SLICE):
             if start:
                 await asyncio.sleep(0)
-            rows += [row(conn) for conn in live[start : start + ROW_SLICE] if not conn.closed]
+            rows += _rows(live[start : start + ROW_SLICE])
         encoded = orjson.Fragment(orjson.dumps(rows))
         self._rows = (generation, 1, encoded)
         return encoded

@@ -34,6 +34,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tidings.store.inline_sqlite import InlineConnection
+
 log = logging.getLogger("tidings.store")
 
 NO_AUTOCHECKPOINT = "PRAGMA wal_autocheckpoint=0"
@@ -61,29 +63,33 @@ def database_file(url: str) -> str | None:
     return database
 
 
+def _checkpoint(db: sqlite3.Connection) -> tuple[int, int, int]:
+    """One PASSIVE checkpoint: (busy, log pages, pages copied)."""
+    busy, pages, copied = db.execute(CHECKPOINT).fetchone()
+    return busy, pages, copied
+
+
 def catch_up(path: str) -> tuple[int, int, int]:
-    """Step 1, on the calling thread: (busy, log pages, pages copied)."""
+    """Step 1, on the calling thread, from a connection of its own."""
     db = sqlite3.connect(path, isolation_level=None)
     try:
-        busy, pages, copied = db.execute(CHECKPOINT).fetchone()
-        return busy, pages, copied
+        return _checkpoint(db)
     finally:
         db.close()
 
 
-async def start_over(writer: AsyncEngine, *, inline: bool) -> tuple[int, int, int]:
-    """Step 2: a checkpoint through the writer connection (see the module docstring).
-    ``inline``: the connection runs on the loop, so hand it to a thread; otherwise it
-    has aiosqlite's thread already."""
+async def start_over(writer: AsyncEngine) -> tuple[int, int, int]:
+    """Step 2: a checkpoint through the writer connection (see the module docstring), on
+    aiosqlite's thread, or on one of its own when the connection runs inline."""
     async with writer.connect() as conn:
         raw = await conn.get_raw_connection()
-        if inline:
-            db: sqlite3.Connection = raw.driver_connection._conn  # type: ignore[union-attr]
-            row = await asyncio.to_thread(lambda: db.execute(CHECKPOINT).fetchone())
-        else:
-            async with raw.driver_connection.execute(CHECKPOINT) as cursor:  # type: ignore[union-attr]
-                row = await cursor.fetchone()
-        return row[0], row[1], row[2]
+        driver = raw.driver_connection
+        if isinstance(driver, InlineConnection):
+            return await asyncio.to_thread(_checkpoint, driver._conn)
+        result: tuple[int, int, int] = await driver._execute(  # type: ignore[union-attr]
+            _checkpoint, driver._conn  # type: ignore[union-attr]
+        )
+        return result
 
 
 def _log_stamp(path: str) -> tuple[int, int] | None:
@@ -95,7 +101,7 @@ def _log_stamp(path: str) -> tuple[int, int] | None:
     return found.st_mtime_ns, found.st_size
 
 
-async def checkpoint_forever(path: str, writer: AsyncEngine, *, inline: bool) -> None:
+async def checkpoint_forever(path: str, writer: AsyncEngine) -> None:
     """Step 1 every :data:`INTERVAL` while the log changes, step 2 when it is due."""
     settled: tuple[int, int] | None = None
     while True:
@@ -106,7 +112,7 @@ async def checkpoint_forever(path: str, writer: AsyncEngine, *, inline: bool) ->
         try:
             busy, pages, copied = await asyncio.to_thread(catch_up, path)
             if pages >= START_OVER_PAGES:
-                await start_over(writer, inline=inline)
+                await start_over(writer)
                 settled = None
             else:
                 settled = stamp if (busy, copied) == (0, pages) else None

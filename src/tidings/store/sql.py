@@ -103,7 +103,7 @@ class SqlStore:
         database = database_file(self.url)
         if database is not None and not self._tasks:
             self._tasks.start(
-                checkpoint_forever(database, self.writer, inline=self._sole_writer),
+                checkpoint_forever(database, self.writer),
                 name="tidings-sqlite-checkpoints",
             )
 
