@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import datetime as dt
 import importlib.util
+import json
 import platform
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from bench.scenarios import Config
 from bench.targets import ALL_TARGETS, EXTRA_TARGETS
 
 HERE = Path(__file__).resolve().parent
+FIFTY_SECONDS = 300.0  # on top of --budget: bench.fifty takes about 90 s on a quiet machine
 NEEDS = {"channels": ["django", "channels", "channels_redis", "daphne"], "*": ["matplotlib"]}
 
 
@@ -29,18 +31,31 @@ def ensure_requirements(targets: list[str]) -> None:
     print(f"installing bench requirements (missing: {', '.join(missing)})", flush=True)
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "-r", str(HERE / "requirements.txt")],
-        check=False, timeout=600,
+        check=False,
+        timeout=600,
     )
 
 
 def config(args: argparse.Namespace) -> Config:
     if args.smoke:
-        cfg = Config(connections=300, targeted_rate=200, targeted_seconds=3, targeted_repeats=1,
-                     broadcast_repeats=3,
-                     broadcast_timeout=10, create_seconds=1.5, create_repeats=1,
-                     create_concurrency=16, publish_concurrency=16, drain_timeout=3,
-                     connect_timeout=30, settle=1.0, sse_connections=300, sse_rate=100,
-                     sse_seconds=2)
+        cfg = Config(
+            connections=300,
+            targeted_rate=200,
+            targeted_seconds=3,
+            targeted_repeats=1,
+            broadcast_repeats=3,
+            broadcast_timeout=10,
+            create_seconds=1.5,
+            create_repeats=1,
+            create_concurrency=16,
+            publish_concurrency=16,
+            drain_timeout=3,
+            connect_timeout=30,
+            settle=1.0,
+            sse_connections=300,
+            sse_rate=100,
+            sse_seconds=2,
+        )
     else:
         cfg = Config()
     if args.connections:
@@ -57,8 +72,11 @@ def config(args: argparse.Namespace) -> Config:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--smoke", action="store_true", help="a few hundred connections, seconds long")
-    p.add_argument("--targets", default=",".join(ALL_TARGETS),
-                   help=f"comma-separated, from {','.join(ALL_TARGETS + EXTRA_TARGETS)}")
+    p.add_argument(
+        "--targets",
+        default=",".join(ALL_TARGETS),
+        help=f"comma-separated, from {','.join(ALL_TARGETS + EXTRA_TARGETS)}",
+    )
     p.add_argument("--connections", type=int, help="WebSocket connections (default 10,000)")
     p.add_argument("--rate", type=float, help="targeted notifications/s (default 1,000)")
     p.add_argument("--seconds", type=float, help="targeted duration (default 10)")
@@ -66,13 +84,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--budget", type=float, default=840.0, help="overall time budget in seconds")
     p.add_argument("--out", type=Path, default=HERE / "results", help="where latest.* go")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target check fails")
-    p.add_argument("--profile", action="store_true",
-                   help="sample tidings servers with py-spy per phase (into OUT/profiles)")
-    p.add_argument("--tidings-rev", metavar="REV",
-                   help="run tidings from git revision REV (e.g. HEAD) instead of the "
-                        "working tree")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample tidings servers with py-spy per phase (into OUT/profiles)",
+    )
+    p.add_argument(
+        "--tidings-rev",
+        metavar="REV",
+        help="run tidings from git revision REV (e.g. HEAD) instead of the working tree",
+    )
     p.add_argument("--no-install", action="store_true", help="do not pip-install requirements")
+    p.add_argument(
+        "--no-fifty",
+        action="store_true",
+        help="skip the 50,000-connection scenario (python -m bench.fifty) that a "
+        "full run with the tidings target ends with",
+    )
     return p.parse_args(argv)
+
+
+def run_fifty(args: argparse.Namespace, seconds_left: float) -> list[tuple[str, bool, str]]:
+    """Run ``python -m bench.fifty`` in its own processes; its checks, tagged ``[50k]``.
+
+    It starts its own server and generator processes (the open-file limit is per process),
+    so it runs after every other target has stopped and has the machine to itself.
+    """
+    out = args.out / "fifty.json"
+    command = [
+        sys.executable,
+        "-m",
+        "bench.fifty",
+        "--out",
+        str(out),
+        "--budget",
+        str(max(int(seconds_left), 300)),
+    ]
+    if args.tidings_rev:
+        command += ["--tidings-rev", args.tidings_rev]
+    print("\n50,000 connections (python -m bench.fifty):", flush=True)
+    out.unlink(missing_ok=True)
+    subprocess.run(command, check=False, timeout=max(seconds_left, 300) + 120)
+    if not out.exists():
+        return [("50,000 connections scenario completed", False, "bench.fifty wrote no results")]
+    run = json.loads(out.read_text())
+    return [(f"[50k] {c['check']}", c["passed"], c["detail"]) for c in run["checks"]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,10 +154,13 @@ def main(argv: list[str] | None = None) -> int:
 
         tidings_rev = use_tidings_revision(args.tidings_rev)
     started = time.time()
-    print(f"bench: targets {', '.join(names)}; {cfg.connections:,} connections, "
-          f"{cfg.targeted_rate:,.0f}/s for {cfg.targeted_seconds:g}s, "
-          f"{cfg.broadcast_repeats} broadcasts; budget {args.budget:.0f}s; "
-          f"tidings from {tidings_rev}", flush=True)
+    print(
+        f"bench: targets {', '.join(names)}; {cfg.connections:,} connections, "
+        f"{cfg.targeted_rate:,.0f}/s for {cfg.targeted_seconds:g}s, "
+        f"{cfg.broadcast_repeats} broadcasts; budget {args.budget:.0f}s; "
+        f"tidings from {tidings_rev}",
+        flush=True,
+    )
     try:
         import uvloop
 
@@ -110,13 +169,18 @@ def main(argv: list[str] | None = None) -> int:
         results = asyncio.run(runner.run_all(names, cfg, workdir, args.budget, profiler))
     full = cfg.connections >= 10_000 and cfg.targeted_rate >= 1_000
     items = report.checks(results, full)
+    if full and "tidings" in names and not args.smoke and not args.no_fifty:
+        items += run_fifty(args, args.budget + FIFTY_SECONDS - (time.time() - started))
     print("\n" + report.table(results) + "\n")
     print(report.verdict_lines(items), flush=True)
     payload = {
         "started": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(),
-        "seconds": round(time.time() - started, 1), "smoke": args.smoke,
+        "seconds": round(time.time() - started, 1),
+        "smoke": args.smoke,
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
-        "config": asdict(cfg), "tidings": tidings_rev, "results": results,
+        "config": asdict(cfg),
+        "tidings": tidings_rev,
+        "results": results,
         "checks": [{"check": d, "passed": ok, "detail": det} for d, ok, det in items],
         "profiles": profiler.summaries,
     }

@@ -29,8 +29,12 @@ METRICS: list[tuple[str, Getter, str, bool]] = [
     ("connect rate (conn/s)", _get("idle", "rate"), "{:,.0f}", True),
     ("connect server CPU (us/conn)", _get("idle", "cpu_us"), "{:,.0f}", False),
     ("idle server CPU (% of a core)", _get("idle", "idle_cpu_pct"), "{:,.1f}", False),
-    ("idle memory (KiB/conn)", lambda r: _kib(_get("idle", "bytes_per_connection")(r)),
-     "{:,.1f}", False),
+    (
+        "idle memory (KiB/conn)",
+        lambda r: _kib(_get("idle", "bytes_per_connection")(r)),
+        "{:,.1f}",
+        False,
+    ),
     ("targeted accepted (/s)", _get("targeted", "achieved_rate"), "{:,.0f}", True),
     ("targeted p50 (ms)", _get("targeted", "latency_ms", "p50"), "{:,.2f}", False),
     ("targeted p90 (ms)", _get("targeted", "latency_ms", "p90"), "{:,.2f}", False),
@@ -45,8 +49,12 @@ METRICS: list[tuple[str, Getter, str, bool]] = [
     ("broadcast lost (all runs)", _get("broadcast", "lost"), "{:,.0f}", False),
     ("broadcast server CPU (us/deliv)", _get("broadcast", "cpu_us"), "{:,.2f}", False),
     ("broadcast client CPU (us/deliv)", _get("broadcast", "client_cpu_us"), "{:,.2f}", False),
-    ("SSE idle memory (KiB/stream)", lambda r: _kib(_get("sse", "bytes_per_connection")(r)),
-     "{:,.1f}", False),
+    (
+        "SSE idle memory (KiB/stream)",
+        lambda r: _kib(_get("sse", "bytes_per_connection")(r)),
+        "{:,.1f}",
+        False,
+    ),
     ("SSE connect server CPU (us)", _get("sse", "cpu_us"), "{:,.0f}", False),
     ("SSE targeted p50 (ms)", _get("sse", "targeted", "latency_ms", "p50"), "{:,.2f}", False),
     ("SSE targeted p99 (ms)", _get("sse", "targeted", "latency_ms", "p99"), "{:,.2f}", False),
@@ -58,8 +66,13 @@ METRICS: list[tuple[str, Getter, str, bool]] = [
 ]
 TIDINGS = ["tidings", "tidings-pg", "tidings-scaled"]
 PEERS = ["raw", "channels"]
-SHORT = {"raw": "raw", "channels": "chan", "tidings": "tid", "tidings-pg": "tidpg",
-         "tidings-scaled": "tid2"}
+SHORT = {
+    "raw": "raw",
+    "channels": "chan",
+    "tidings": "tid",
+    "tidings-pg": "tidpg",
+    "tidings-scaled": "tid2",
+}
 
 
 def _kib(v: float | None) -> float | None:
@@ -89,14 +102,21 @@ def table(results: dict[str, Any]) -> str:
                 row.append(f"{a / b:.3g}")
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
-                       enumerate(zip(r, widths, strict=True))) for r in rows]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
     lines.insert(1, "-" * len(lines[0]))
     notes = []
     for n in names:
         down = results[n].get("unavailable")
-        notes.append(f"  {n}: {results[n].get('label', '')}"
-                     + (f"  [UNAVAILABLE: {down[:120]}]" if down else ""))
+        notes.append(
+            f"  {n}: {results[n].get('label', '')}"
+            + (f"  [UNAVAILABLE: {down[:120]}]" if down else "")
+        )
     return "\n".join([*lines, "", *notes])
 
 
@@ -105,6 +125,8 @@ BROADCAST_SHARE = 0.80
 TARGETED_P99_MS = {"tidings": 5.0}
 """p99 bound of the targeted scenario per target; 10 ms for the others."""
 CONNECT_CPU_US = 600
+CONNECT_CPU_TARGETS = ("tidings",)
+"""Issue 14 sets the connect target for the embedded server, whose figures it quotes."""
 IDLE_BYTES = 8_000
 SSE_IDLE_BYTES = 12_000
 
@@ -125,51 +147,93 @@ def checks(results: dict[str, Any], full_size: bool) -> list[tuple[str, bool | N
         rate = _get("broadcast", "rate")(res)
         share = f"{BROADCAST_SHARE:.0%}"
         if ceiling and rate is not None:
-            out.append((f"[{name}] broadcast to {n:,.0f} conns >= {share} of ceiling deliveries/s"
-                        " (medians)",
-                        rate >= BROADCAST_SHARE * ceiling and not _get("broadcast", "lost")(res),
-                        f"{rate:,.0f}/s vs {ceiling:,.0f}/s = {rate / ceiling:.0%}"))
+            out.append(
+                (
+                    f"[{name}] broadcast to {n:,.0f} conns >= {share} of ceiling deliveries/s"
+                    " (medians)",
+                    rate >= BROADCAST_SHARE * ceiling and not _get("broadcast", "lost")(res),
+                    f"{rate:,.0f}/s vs {ceiling:,.0f}/s = {rate / ceiling:.0%}",
+                )
+            )
         else:
             out.append((f"[{name}] broadcast >= {share} of ceiling", None, "not measured"))
         bound = TARGETED_P99_MS.get(name, 10.0)
         t = res.get("targeted", {})
         lat = t.get("latency_ms", {})
         if "p99" in lat:
-            ok = (t["achieved_rate"] >= 0.95 * t["rate"] and lat["p99"] <= bound
-                  and t["lost"] == 0 and t["duplicated"] == 0 and not t["errors"])
-            desc = (f"[{name}] {t['rate']:,.0f} notif/s at {n:,.0f} conns, p99 <= {bound:g} ms,"
-                    " no loss")
+            ok = (
+                t["achieved_rate"] >= 0.95 * t["rate"]
+                and lat["p99"] <= bound
+                and t["lost"] == 0
+                and t["duplicated"] == 0
+                and not t["errors"]
+            )
+            desc = (
+                f"[{name}] {t['rate']:,.0f} notif/s at {n:,.0f} conns, p99 <= {bound:g} ms, no loss"
+            )
             runs = t.get("repeats_p99", [])
             of_runs = f" (median of {', '.join(f'{p:.2f}' for p in runs)})" if len(runs) > 1 else ""
-            detail = (f"achieved {t['achieved_rate']:,.0f}/s, p99 {lat['p99']:.2f} ms{of_runs}, "
-                      f"lost {t['lost']}, dup {t['duplicated']}, "
-                      f"errors {sum(t['errors'].values())}")
+            detail = (
+                f"achieved {t['achieved_rate']:,.0f}/s, p99 {lat['p99']:.2f} ms{of_runs}, "
+                f"lost {t['lost']}, dup {t['duplicated']}, "
+                f"errors {sum(t['errors'].values())}"
+            )
             out.append((desc, ok, detail))
         else:
             out.append((f"[{name}] targeted p99 <= {bound:g} ms, no loss", None, "not measured"))
         create = _get("create", "rate")(res)
         if name in ("tidings", "tidings-pg"):
-            out.append((f"[{name}] sustained create >= 5,000/s on one process",
-                        None if create is None else create >= 5000,
-                        "not measured" if create is None else f"{create:,.0f}/s"))
+            out.append(
+                (
+                    f"[{name}] sustained create >= 5,000/s on one process",
+                    None if create is None else create >= 5000,
+                    "not measured" if create is None else f"{create:,.0f}/s",
+                )
+            )
         mem = _get("idle", "bytes_per_connection")(res)
-        out.append((f"[{name}] <= {IDLE_BYTES / 1000:g} KB server memory per idle WebSocket"
-                    f" at {n:,.0f}",
-                    None if mem is None else mem <= IDLE_BYTES,
-                    "not measured" if mem is None else f"{mem / 1000:.1f} KB"))
+        out.append(
+            (
+                f"[{name}] <= {IDLE_BYTES / 1000:g} KB server memory per idle WebSocket"
+                f" at {n:,.0f}",
+                None if mem is None else mem <= IDLE_BYTES,
+                "not measured" if mem is None else f"{mem / 1000:.1f} KB",
+            )
+        )
         cpu = _get("idle", "cpu_us")(res)
-        out.append((f"[{name}] connect server CPU <= {CONNECT_CPU_US} us per connection",
+        if name in CONNECT_CPU_TARGETS:
+            out.append(
+                (
+                    f"[{name}] connect server CPU <= {CONNECT_CPU_US} us per connection",
                     None if cpu is None else cpu <= CONNECT_CPU_US,
-                    "not measured" if cpu is None else f"{cpu:,.0f} us"))
+                    "not measured" if cpu is None else f"{cpu:,.0f} us",
+                )
+            )
+        elif cpu is not None:
+            out.append(
+                (
+                    f"[{name}] connect server CPU",
+                    None,
+                    f"{cpu:,.0f} us; no target: the {CONNECT_CPU_US} us one is the embedded"
+                    " server's, here a connect also reads PostgreSQL and subscribes in"
+                    " Redis",
+                )
+            )
         sse_mem = _get("sse", "bytes_per_connection")(res)
         sse = res.get("sse", {})
         sse_lat = sse.get("targeted", {}).get("latency_ms", {})
         detail = "not measured" if sse_mem is None else f"{sse_mem / 1000:.1f} KB"
         if "p99" in sse_lat:
-            detail += (f" (at {sse['open']:,}; targeted p50 {sse_lat['p50']:.2f}, "
-                       f"p99 {sse_lat['p99']:.2f} ms, lost {sse['targeted']['lost']})")
-        out.append((f"[{name}] <= {SSE_IDLE_BYTES / 1000:g} KB server memory per idle SSE stream",
-                    None if sse_mem is None else sse_mem <= SSE_IDLE_BYTES, detail))
+            detail += (
+                f" (at {sse['open']:,}; targeted p50 {sse_lat['p50']:.2f}, "
+                f"p99 {sse_lat['p99']:.2f} ms, lost {sse['targeted']['lost']})"
+            )
+        out.append(
+            (
+                f"[{name}] <= {SSE_IDLE_BYTES / 1000:g} KB server memory per idle SSE stream",
+                None if sse_mem is None else sse_mem <= SSE_IDLE_BYTES,
+                detail,
+            )
+        )
     if not full_size:
         out = [(d, ok, f"{detail} (reduced-size run: indicative only)") for d, ok, detail in out]
     return out
@@ -201,10 +265,14 @@ def chart(path: Path, results: dict[str, Any]) -> bool:
             ax1.plot([max(v, 1e-3) for _, v in tcurve], [p for p, _ in tcurve], label=name)
         bcurve = res.get("broadcast", {}).get("curve") or []
         if bcurve:
-            ax2.plot([max(v, 1e-3) for _, v in bcurve], [p for p, _ in bcurve],
-                     label=f"{name} (last {res['broadcast']['last_ms']:,.0f} ms)")
+            ax2.plot(
+                [max(v, 1e-3) for _, v in bcurve],
+                [p for p, _ in bcurve],
+                label=f"{name} (last {res['broadcast']['last_ms']:,.0f} ms)",
+            )
     t: dict[str, Any] = next(
-        (r["targeted"] for r in results.values() if "rate" in r.get("targeted", {})), {})
+        (r["targeted"] for r in results.values() if "rate" in r.get("targeted", {})), {}
+    )
     ax1.set_title(f"targeted: publish-to-receipt latency ({t.get('rate', 0):,.0f}/s)")
     ax1.axvline(10, color="grey", ls="--", lw=0.8)
     ax2.set_title("broadcast: time until each client has it (median run)")
