@@ -43,8 +43,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--generators", type=int, default=4, help="load-generator processes")
     p.add_argument("--rate", type=float, default=1_000.0, help="targeted notifications/s")
     p.add_argument("--seconds", type=float, default=10.0, help="targeted duration")
-    p.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite",
-                   help="one SQLite file, or a fresh PostgreSQL database (127.0.0.1:5432)")
+    p.add_argument(
+        "--database",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="one SQLite file, or a fresh PostgreSQL database (127.0.0.1:5432)",
+    )
     p.add_argument("--heartbeat", type=float, default=20.0, help="TIDINGS_HEARTBEAT")
     p.add_argument("--budget", type=float, default=1500.0, help="overall seconds")
     p.add_argument("--out", type=Path, default=HERE / "results" / "fifty.json")
@@ -67,8 +71,13 @@ async def generator(args: argparse.Namespace) -> None:
     tokens = tokens_for([f"{prefix}{i}" for i in range(args.count)])
     sources = SOURCES[args.generator % len(SOURCES) :] + SOURCES[: args.generator % len(SOURCES)]
     pool = await open_pool(
-        args.count, [("127.0.0.1", args.port)], lambda u: f"/ws?token={tokens[u]}", sources,
-        concurrency=40, deadline=time.perf_counter() + args.budget, prefix=prefix,
+        args.count,
+        [("127.0.0.1", args.port)],
+        lambda u: f"/ws?token={tokens[u]}",
+        sources,
+        concurrency=40,
+        deadline=time.perf_counter() + args.budget,
+        prefix=prefix,
     )
     _say({"ready": pool.open_indices, "errors": pool.errors, "seconds": pool.seconds})
     reader = asyncio.StreamReader()
@@ -103,10 +112,21 @@ class Generator:
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.fifty", "--generator", str(self.gid), "--port",
-            str(self.port), "--count", str(self.count), "--budget", str(self.budget),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            limit=1 << 28, cwd=HERE.parent,
+            sys.executable,
+            "-m",
+            "bench.fifty",
+            "--generator",
+            str(self.gid),
+            "--port",
+            str(self.port),
+            "--count",
+            str(self.count),
+            "--budget",
+            str(self.budget),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 28,
+            cwd=HERE.parent,
         )
 
     async def read(self) -> dict[str, Any]:
@@ -150,13 +170,22 @@ async def coordinate(args: argparse.Namespace) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     store = "SQLite" if args.database == "sqlite" else "PostgreSQL"
     label = f"tidings serve --workers {args.workers}, {store} + Redis"
-    target = TidingsTarget("tidings-50k", label,
-                           workdir, scaled=True, processes=1, workers=args.workers,
-                           sqlite=args.database == "sqlite",
-                           extra_env={"TIDINGS_HEARTBEAT": str(args.heartbeat)})
+    target = TidingsTarget(
+        "tidings-50k",
+        label,
+        workdir,
+        scaled=True,
+        processes=1,
+        workers=args.workers,
+        sqlite=args.database == "sqlite",
+        extra_env={"TIDINGS_HEARTBEAT": str(args.heartbeat)},
+    )
     per = -(-args.connections // args.generators)
-    result: dict[str, Any] = {"config": {k: v for k, v in vars(args).items()
-                                         if k not in ("out", "generator", "port", "count")}}
+    result: dict[str, Any] = {
+        "config": {
+            k: v for k, v in vars(args).items() if k not in ("out", "generator", "port", "count")
+        }
+    }
     gens: list[Generator] = []
     log = _logger()
     try:
@@ -165,8 +194,12 @@ async def coordinate(args: argparse.Namespace) -> int:
         log(f"tidings serve --workers {args.workers} on port {port}")
         cpu0 = cpu_seconds(target.pids())
         t0 = time.perf_counter()
-        gens = [Generator(g, min(per, args.connections - g * per), port,
-                          end - time.perf_counter() - 120) for g in range(args.generators)]
+        gens = [
+            Generator(
+                g, min(per, args.connections - g * per), port, end - time.perf_counter() - 120
+            )
+            for g in range(args.generators)
+        ]
         for gen in gens:
             await gen.start()
         errors: Counter[str] = Counter()
@@ -179,23 +212,32 @@ async def coordinate(args: argparse.Namespace) -> int:
         connect_cpu = (cpu_seconds(target.pids()) - cpu0) * 1e6 / max(n_open, 1)
         await asyncio.sleep(3)
         memory = rss_bytes(target.pids())
-        result["connect"] = {"open": n_open, "seconds": seconds, "errors": dict(errors),
-                             "cpu_us": connect_cpu, "server_rss": memory,
-                             "server_processes": len(_tree(target.pids()))}
-        log(f"{n_open:,}/{args.connections:,} open in {seconds:.0f}s ({connect_cpu:,.0f} us "
+        result["connect"] = {
+            "open": n_open,
+            "seconds": seconds,
+            "errors": dict(errors),
+            "cpu_us": connect_cpu,
+            "server_rss": memory,
+            "server_processes": len(_tree(target.pids())),
+        }
+        log(
+            f"{n_open:,}/{args.connections:,} open in {seconds:.0f}s ({connect_cpu:,.0f} us "
             f"server CPU each); total server memory {memory / 2**20:,.0f} MiB "
             f"({memory / max(n_open, 1) / 1024:.1f} KiB/conn incl. process baselines)"
-            + (f"; failures {dict(errors)}" if errors else ""))
+            + (f"; failures {dict(errors)}" if errors else "")
+        )
         users = [u for g in gens for u in g.users()]
         http = HTTPPool(target.endpoints, 64)
         await http.start()
         try:
-            result["targeted"] = await _targeted(http, users, args, log, note_body, CREATE_PATH,
-                                                 HEADERS)
+            result["targeted"] = await _targeted(
+                http, users, args, log, note_body, CREATE_PATH, HEADERS
+            )
             await asyncio.sleep(2)
             b_ts = time.perf_counter()
-            status, _ = await http.request("POST", CREATE_PATH,
-                                           note_body({"all": True}, {"k": "b"}), HEADERS)
+            status, _ = await http.request(
+                "POST", CREATE_PATH, note_body({"all": True}, {"k": "b"}), HEADERS
+            )
             result["broadcast_status"] = status
             await asyncio.sleep(min(30.0, max(end - time.perf_counter() - 30, 1)))
         finally:
@@ -217,26 +259,42 @@ async def coordinate(args: argparse.Namespace) -> int:
             await gen.stop()
         await target.stop()
     checks = [
-        (f"{args.connections:,} WebSocket connections open",
-         result.get("connect", {}).get("open", 0) >= args.connections,
-         f"{result.get('connect', {}).get('open', 0):,} open"),
+        (
+            f"{args.connections:,} WebSocket connections open",
+            result.get("connect", {}).get("open", 0) >= args.connections,
+            f"{result.get('connect', {}).get('open', 0):,} open",
+        ),
     ]
     t = result.get("targeted", {})
     if "latency_ms" in t:
         lat = t["latency_ms"]
-        checks.append((f"{args.rate:,.0f} targeted/s, p99 <= {P99_MS:g} ms, none lost",
-                       t["achieved_rate"] >= 0.95 * args.rate and lat["p99"] <= P99_MS
-                       and t["lost"] == 0 and t["duplicated"] == 0,
-                       f"achieved {t['achieved_rate']:,.0f}/s, p50 {lat['p50']:.1f} ms, "
-                       f"p99 {lat['p99']:.1f} ms, lost {t['lost']}, dup {t['duplicated']}"))
+        checks.append(
+            (
+                f"{args.rate:,.0f} targeted/s, p99 <= {P99_MS:g} ms, none lost",
+                t["achieved_rate"] >= 0.95 * args.rate
+                and lat["p99"] <= P99_MS
+                and t["lost"] == 0
+                and t["duplicated"] == 0,
+                f"achieved {t['achieved_rate']:,.0f}/s, p50 {lat['p50']:.1f} ms, "
+                f"p99 {lat['p99']:.1f} ms, lost {t['lost']}, dup {t['duplicated']}",
+            )
+        )
     b = result.get("broadcast", {})
     if b:
-        checks.append(("broadcast reaches every connection", b["delivered"] >= b["connections"],
-                       f"{b['delivered']:,}/{b['connections']:,} in {b['last_ms']:,.0f} ms"))
+        checks.append(
+            (
+                "broadcast reaches every connection",
+                b["delivered"] >= b["connections"],
+                f"{b['delivered']:,}/{b['connections']:,} in {b['last_ms']:,.0f} ms",
+            )
+        )
     memory = result.get("connect", {}).get("server_rss")
     if memory:
-        print(f"total server memory at {result['connect']['open']:,} connections: "
-              f"{memory / 2**20:,.0f} MiB", flush=True)
+        print(
+            f"total server memory at {result['connect']['open']:,} connections: "
+            f"{memory / 2**20:,.0f} MiB",
+            flush=True,
+        )
     word = {True: "PASS", False: "FAIL"}
     for desc, ok, detail in checks:
         print(f"{word[bool(ok)]}  [50k] {desc}: {detail}", flush=True)
@@ -249,8 +307,15 @@ async def coordinate(args: argparse.Namespace) -> int:
     return 0 if all(ok for _, ok, _ in checks) else 1
 
 
-async def _targeted(http: Any, users: list[str], args: argparse.Namespace, log: Any,
-                    note_body: Any, path: str, headers: dict[str, str]) -> dict[str, Any]:
+async def _targeted(
+    http: Any,
+    users: list[str],
+    args: argparse.Namespace,
+    log: Any,
+    note_body: Any,
+    path: str,
+    headers: dict[str, str],
+) -> dict[str, Any]:
     rng = random.Random(7)
     total = int(args.rate * args.seconds)
     accepted: dict[int, tuple[str, float]] = {}
@@ -275,8 +340,7 @@ async def _targeted(http: Any, users: list[str], args: argparse.Namespace, log: 
         delay = when - time.perf_counter()
         if delay > 0.0005:
             await asyncio.sleep(delay)
-        task = asyncio.create_task(publish(seq, rng.choice(users), min(when,
-                                                                        time.perf_counter())))
+        task = asyncio.create_task(publish(seq, rng.choice(users), min(when, time.perf_counter())))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     if tasks:
@@ -284,12 +348,21 @@ async def _targeted(http: Any, users: list[str], args: argparse.Namespace, log: 
     send_seconds = max(time.perf_counter() - t0, args.seconds)
     await asyncio.sleep(5)  # drain
     log(f"targeted: {len(accepted):,}/{total:,} accepted" + (f"; {dict(errors)}" if errors else ""))
-    return {"published": total, "accepted_map": accepted, "errors": dict(errors),
-            "achieved_rate": len(accepted) / send_seconds}
+    return {
+        "published": total,
+        "accepted_map": accepted,
+        "errors": dict(errors),
+        "achieved_rate": len(accepted) / send_seconds,
+    }
 
 
-def _score(result: dict[str, Any], hits_t: list[list[float]], hits_b: list[list[float]],
-           b_ts: float, n_open: int) -> None:
+def _score(
+    result: dict[str, Any],
+    hits_t: list[list[float]],
+    hits_b: list[list[float]],
+    b_ts: float,
+    n_open: int,
+) -> None:
     t = result["targeted"]
     accepted: dict[int, tuple[str, float]] = t.pop("accepted_map")
     seen: Counter[int] = Counter()
@@ -303,19 +376,31 @@ def _score(result: dict[str, Any], hits_t: list[list[float]], hits_b: list[list[
             latency = (when - accepted[seq][1]) * 1000
             latencies.append(latency)
             by_second.setdefault(int(accepted[seq][1] - first), []).append(latency)
-    t.update({"accepted": len(accepted), "delivered": len(seen),
-              "lost": len(accepted.keys() - seen.keys()),
-              "duplicated": sum(c - 1 for c in seen.values()),
-              "latency_ms": summary(latencies), "latency_curve": curve(latencies),
-              "p99_by_second": [round(summary(by_second[k])["p99"], 1) for k in sorted(by_second)]})
+    t.update(
+        {
+            "accepted": len(accepted),
+            "delivered": len(seen),
+            "lost": len(accepted.keys() - seen.keys()),
+            "duplicated": sum(c - 1 for c in seen.values()),
+            "latency_ms": summary(latencies),
+            "latency_curve": curve(latencies),
+            "p99_by_second": [round(summary(by_second[k])["p99"], 1) for k in sorted(by_second)],
+        }
+    )
     last = max((when for _, when, _ in hits_b), default=b_ts)
-    result["broadcast"] = {"connections": n_open, "delivered": len(hits_b),
-                           "last_ms": (last - b_ts) * 1000}
+    result["broadcast"] = {
+        "connections": n_open,
+        "delivered": len(hits_b),
+        "last_ms": (last - b_ts) * 1000,
+    }
     lat = t["latency_ms"]
-    print(f"targeted: {t['delivered']:,}/{t['accepted']:,} delivered, lost {t['lost']}, "
-          f"p50 {lat['p50']:.1f} p99 {lat['p99']:.1f} max {lat['max']:.1f} ms; broadcast "
-          f"{len(hits_b):,}/{n_open:,} in {result['broadcast']['last_ms']:,.0f} ms; p99 by second "
-          f"{t['p99_by_second']}", flush=True)
+    print(
+        f"targeted: {t['delivered']:,}/{t['accepted']:,} delivered, lost {t['lost']}, "
+        f"p50 {lat['p50']:.1f} p99 {lat['p99']:.1f} max {lat['max']:.1f} ms; broadcast "
+        f"{len(hits_b):,}/{n_open:,} in {result['broadcast']['last_ms']:,.0f} ms; p99 by second "
+        f"{t['p99_by_second']}",
+        flush=True,
+    )
 
 
 def _tree(pids: list[int]) -> list[int]:

@@ -122,7 +122,11 @@ class HTTPPool:
             self.idle.put_nowait((await self._connect(ep), ep))
 
     async def request(
-        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
         max_wait: float = 10.0,
     ) -> tuple[int, bytes]:
         """Send one request on an idle connection (reconnecting if it was closed)."""

@@ -58,8 +58,10 @@ def _print_memory(before: dict[str, Any], after: dict[str, Any], n: int, top: in
             where = f"{Path(f.filename).parent.name}/{Path(f.filename).name}:{f.lineno}"
             print(f"{stat.size_diff / n:8,.0f}  {stat.count_diff / n:11.2f}  {where}")
     t0, t1 = before["types"], after["types"]
-    print("\nlive gc-tracked objects per connection, by type "
-          f"(total {(sum(t1.values()) - sum(t0.values())) / n:,.1f})")
+    print(
+        "\nlive gc-tracked objects per connection, by type "
+        f"(total {(sum(t1.values()) - sum(t0.values())) / n:,.1f})"
+    )
     diffs = sorted(((t1.get(k, 0) - t0.get(k, 0)) / n, k) for k in t1)
     for per, kind in reversed(diffs[-top:]):
         print(f"{per:8.2f}  {kind}")
@@ -69,13 +71,18 @@ def _print_sqlite(before: dict[str, Any], after: dict[str, Any], notifications: 
     calls = after["sqlite"][len(before["sqlite"]) :]
     if not calls:
         return
-    print(f"\naiosqlite calls during targeted load: {len(calls):,} "
-          f"({len(calls) / max(notifications, 1):.2f} per notification)")
-    for i, what in enumerate(("wait for the sqlite thread", "run in the sqlite thread",
-                              "wait for the event loop")):
+    print(
+        f"\naiosqlite calls during targeted load: {len(calls):,} "
+        f"({len(calls) / max(notifications, 1):.2f} per notification)"
+    )
+    for i, what in enumerate(
+        ("wait for the sqlite thread", "run in the sqlite thread", "wait for the event loop")
+    ):
         s = summary([c[i] * 1000 for c in calls])
-        print(f"  {what:<28} p50 {s['p50']:7.3f}  p90 {s['p90']:7.3f}  p99 {s['p99']:7.3f}  "
-              f"max {s['max']:7.1f} ms; total {sum(c[i] for c in calls):6.2f} s")
+        print(
+            f"  {what:<28} p50 {s['p50']:7.3f}  p90 {s['p90']:7.3f}  p99 {s['p99']:7.3f}  "
+            f"max {s['max']:7.1f} ms; total {sum(c[i] for c in calls):6.2f} s"
+        )
 
 
 def _print_gc(before: dict[str, Any], after: dict[str, Any], seconds: float) -> None:
@@ -84,8 +91,10 @@ def _print_gc(before: dict[str, Any], after: dict[str, Any], seconds: float) -> 
     for gen in (0, 1, 2):
         ms = [p * 1000 for g, p in pauses if g == gen]
         if ms:
-            print(f"  gen{gen}: {len(ms):5d} collections, total {sum(ms):8.1f} ms, "
-                  f"max {max(ms):7.1f} ms")
+            print(
+                f"  gen{gen}: {len(ms):5d} collections, total {sum(ms):8.1f} ms, "
+                f"max {max(ms):7.1f} ms"
+            )
 
 
 async def probe(args: argparse.Namespace) -> None:
@@ -97,7 +106,8 @@ async def probe(args: argparse.Namespace) -> None:
     if args.gc_threshold:
         os.environ["BENCH_GC_THRESHOLD"] = args.gc_threshold
     os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(SITE), os.environ.get("PYTHONPATH")) if p)
+        p for p in (str(SITE), os.environ.get("PYTHONPATH")) if p
+    )
     if args.tidings_rev:
         print(f"tidings from {use_tidings_revision(args.tidings_rev)}")
     target = make_target(args.target, outdir)
@@ -110,15 +120,20 @@ async def probe(args: argparse.Namespace) -> None:
         rss0 = rss_bytes([pid])
         first = await _dump(pid, outdir, 1)
         tokens = scenarios.tokens_for([f"u{i}" for i in range(args.connections)])
-        pool = await open_pool(args.connections, target.endpoints,
-                               lambda u: f"/ws?token={tokens[u]}",
-                               [f"127.0.0.{i}" for i in range(2, 10)])
+        pool = await open_pool(
+            args.connections,
+            target.endpoints,
+            lambda u: f"/ws?token={tokens[u]}",
+            [f"127.0.0.{i}" for i in range(2, 10)],
+        )
         n = len(pool.open_indices)
         await asyncio.sleep(2)
         rss1 = rss_bytes([pid])
         second = await _dump(pid, outdir, 2)
-        print(f"{args.target}: {n} connections, RSS +{(rss1 - rss0) / n:,.0f} B/conn"
-              + (" (with tracemalloc)" if frames else ""))
+        print(
+            f"{args.target}: {n} connections, RSS +{(rss1 - rss0) / n:,.0f} B/conn"
+            + (" (with tracemalloc)" if frames else "")
+        )
         _print_memory(first, second, n, args.top)
         if args.targeted:
             cfg = scenarios.Config(targeted_rate=args.rate, targeted_seconds=args.targeted)
@@ -127,9 +142,12 @@ async def probe(args: argparse.Namespace) -> None:
             _print_gc(second, third, args.targeted)
             _print_sqlite(second, third, result["accepted"])
             print("  latency ms:", {k: round(v, 2) for k, v in result["latency_ms"].items()})
-            print("  POST ms:   ", {k: round(v, 2) for k, v in summary([]).items()}
-                  if not result.get("post_ms") else
-                  {k: round(v, 2) for k, v in result["post_ms"].items()})
+            print(
+                "  POST ms:   ",
+                {k: round(v, 2) for k, v in summary([]).items()}
+                if not result.get("post_ms")
+                else {k: round(v, 2) for k, v in result["post_ms"].items()},
+            )
     finally:
         if pool is not None:
             pool.close()

@@ -102,8 +102,13 @@ class Server:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         out = self.log.open("wb")
         self.proc = await asyncio.create_subprocess_exec(
-            *self.argv, env=self.env, cwd=self.cwd, stdout=out, stderr=out,
-            stdin=asyncio.subprocess.DEVNULL, start_new_session=True,
+            *self.argv,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=out,
+            stderr=out,
+            stdin=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
         )
         out.close()
         deadline = time.monotonic() + max_wait

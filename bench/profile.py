@@ -36,8 +36,9 @@ def summarize(collapsed: str, top: int = 40) -> dict[str, Any]:
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [_LINE.sub(")", f) for f in stack.split(";")
-                  if not f.startswith(("process ", "thread "))]
+        frames = [
+            _LINE.sub(")", f) for f in stack.split(";") if not f.startswith(("process ", "thread "))
+        ]
         if not frames:
             continue
         total += count
@@ -56,14 +57,18 @@ def summarize(collapsed: str, top: int = 40) -> dict[str, Any]:
 
 def write_summary(path: Path, summary: dict[str, Any]) -> None:
     """The human-readable ``*.top.txt`` next to the collapsed stacks."""
+
     def block(title: str, key: str) -> str:
         return f"{title}:\n" + "\n".join(f"{p:5.1f}%  {f}" for f, p in summary[key]) + "\n"
 
     path.write_text(
         f"{summary['samples']} samples of the GIL-holding thread\n\n"
-        + block("inclusive (any frame)", "inclusive_pct") + "\n"
-        + block("inclusive, tidings functions", "tidings_pct") + "\n"
-        + block("self (leaf frame)", "self_pct"))
+        + block("inclusive (any frame)", "inclusive_pct")
+        + "\n"
+        + block("inclusive, tidings functions", "tidings_pct")
+        + "\n"
+        + block("self (leaf frame)", "self_pct")
+    )
 
 
 def main() -> None:
@@ -73,8 +78,9 @@ def main() -> None:
     for f in sorted(folder.glob("*.collapsed")):
         groups.setdefault(f.stem.rsplit("-", 1)[0], []).append(f)
     for name, files in groups.items():
-        write_summary(folder / f"{name}.top.txt",
-                      summarize("\n".join(f.read_text() for f in files)))
+        write_summary(
+            folder / f"{name}.top.txt", summarize("\n".join(f.read_text() for f in files))
+        )
         print(folder / f"{name}.top.txt")
 
 
@@ -96,11 +102,24 @@ class Profiler:
         for i, pid in enumerate(pids):
             path = self.outdir / f"{target}-{phase}-{i}.collapsed"
             files.append(path)
-            procs.append(await asyncio.create_subprocess_exec(
-                self.exe, "record", "--pid", str(pid), "--rate", "200", "--nonblocking", "--gil",
-                "--format", "raw", "--output", str(path),
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            ))
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    self.exe,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--rate",
+                    "200",
+                    "--nonblocking",
+                    "--gil",
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(path),
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.DEVNULL,
+                )
+            )
         await asyncio.sleep(0.5)  # let py-spy attach
         try:
             yield

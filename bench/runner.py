@@ -23,7 +23,10 @@ def progress(target: str, text: str) -> None:
 
 
 async def phase(
-    name: str, target: Target, run: Callable[[], Awaitable[Any]], budget_end: float,
+    name: str,
+    target: Target,
+    run: Callable[[], Awaitable[Any]],
+    budget_end: float,
     profiler: Profiler,
 ) -> Any:
     """Run one phase, turning failures and an exhausted budget into recorded errors."""
@@ -44,7 +47,11 @@ async def phase(
 
 
 async def run_target(
-    name: str, cfg: Config, workdir: Path, budget_end: float, profiler: Profiler,
+    name: str,
+    cfg: Config,
+    workdir: Path,
+    budget_end: float,
+    profiler: Profiler,
 ) -> dict[str, Any]:
     """Start ``name``, run create, connect (idle), targeted and broadcast, stop it."""
     target = make_target(name, workdir)
@@ -65,7 +72,8 @@ async def run_target(
     try:
         args = (budget_end, profiler)
         result["create"] = await phase(
-            "create", target, lambda: scenarios.create(target, cfg, log), *args)
+            "create", target, lambda: scenarios.create(target, cfg, log), *args
+        )
         got = await phase("connect", target, lambda: scenarios.connect(target, cfg, log), *args)
         if isinstance(got, tuple):
             pool, result["idle"] = got
@@ -74,11 +82,14 @@ async def run_target(
             gc.collect()
             gc.freeze()
             result["targeted"] = await phase(
-                "targeted", target, lambda: scenarios.targeted_repeated(target, pool, cfg, log),
-                *args)
+                "targeted",
+                target,
+                lambda: scenarios.targeted_repeated(target, pool, cfg, log),
+                *args,
+            )
             result["broadcast"] = await phase(
-                "broadcast", target, lambda: scenarios.broadcast(target, pool, cfg, log),
-                *args)
+                "broadcast", target, lambda: scenarios.broadcast(target, pool, cfg, log), *args
+            )
         else:
             result["idle"] = got
         gc.unfreeze()
@@ -97,7 +108,11 @@ async def run_target(
 
 
 async def run_sse(
-    name: str, cfg: Config, workdir: Path, budget_end: float, profiler: Profiler,
+    name: str,
+    cfg: Config,
+    workdir: Path,
+    budget_end: float,
+    profiler: Profiler,
 ) -> dict[str, Any]:
     """The SSE phase on a server of its own: on the first one, streams would reuse the
     memory that 10,000 closed WebSockets left behind, and RSS would hardly move."""
@@ -105,8 +120,13 @@ async def run_sse(
     try:
         await target.start()
         progress(name, "restarted for the SSE phase")
-        return await phase("sse", target, lambda: scenarios.sse(target, cfg,
-                           lambda text: progress(name, text)), budget_end, profiler)
+        return await phase(
+            "sse",
+            target,
+            lambda: scenarios.sse(target, cfg, lambda text: progress(name, text)),
+            budget_end,
+            profiler,
+        )
     except TargetUnavailable as exc:
         return {"error": str(exc)}
     finally:
@@ -114,7 +134,11 @@ async def run_sse(
 
 
 async def run_all(
-    names: list[str], cfg: Config, workdir: Path, budget: float, profiler: Profiler,
+    names: list[str],
+    cfg: Config,
+    workdir: Path,
+    budget: float,
+    profiler: Profiler,
 ) -> dict[str, Any]:
     budget_end = time.perf_counter() + budget
     results: dict[str, Any] = {}

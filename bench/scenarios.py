@@ -110,8 +110,13 @@ async def _create_run(http: HTTPPool, bodies: list[bytes], cfg: Config) -> dict[
     async with asyncio.timeout(cfg.create_seconds + 30):
         await asyncio.gather(*(worker(w) for w in range(cfg.create_concurrency)))
     elapsed = time.perf_counter() - t0
-    return {"accepted": accepted, "seconds": elapsed, "rate": accepted / elapsed,
-            "errors": dict(errors), "post_ms": summary(lat)}
+    return {
+        "accepted": accepted,
+        "seconds": elapsed,
+        "rate": accepted / elapsed,
+        "errors": dict(errors),
+        "post_ms": summary(lat),
+    }
 
 
 async def create(target: Target, cfg: Config, log: Log) -> dict[str, Any]:
@@ -129,15 +134,20 @@ async def create(target: Target, cfg: Config, log: Log) -> dict[str, Any]:
             run["cpu_us"] = (cpu_seconds(target.pids()) - cpu0) * 1e6 / max(run["accepted"], 1)
             run["client_cpu_us"] = (own_cpu_seconds() - own0) * 1e6 / max(run["accepted"], 1)
             runs.append(run)
-            log(f"create #{r + 1}: {run['rate']:,.0f}/s, post p99 {run['post_ms']['p99']:.1f} ms"
-                + (f", errors {run['errors']}" if run["errors"] else ""))
+            log(
+                f"create #{r + 1}: {run['rate']:,.0f}/s, post p99 {run['post_ms']['p99']:.1f} ms"
+                + (f", errors {run['errors']}" if run["errors"] else "")
+            )
     finally:
         http.close()
-    return {"concurrency": cfg.create_concurrency, "runs": runs,
-            "rate": median([r["rate"] for r in runs]),
-            "cpu_us": median([r["cpu_us"] for r in runs]),
-            "client_cpu_us": median([r["client_cpu_us"] for r in runs]),
-            "errors": sum(sum(r["errors"].values()) for r in runs)}
+    return {
+        "concurrency": cfg.create_concurrency,
+        "runs": runs,
+        "rate": median([r["rate"] for r in runs]),
+        "cpu_us": median([r["cpu_us"] for r in runs]),
+        "client_cpu_us": median([r["client_cpu_us"] for r in runs]),
+        "errors": sum(sum(r["errors"].values()) for r in runs),
+    }
 
 
 def tokens_for(users: list[str]) -> dict[str, str]:
@@ -152,27 +162,41 @@ async def connect(target: Target, cfg: Config, log: Log) -> tuple[Pool, dict[str
     before = rss_bytes(target.pids())
     cpu0 = cpu_seconds(target.pids())
     pool = await open_pool(
-        cfg.connections, target.endpoints, lambda u: f"/ws?token={tokens[u]}", cfg.sources,
-        concurrency=cfg.connect_concurrency, deadline=time.perf_counter() + cfg.connect_timeout,
+        cfg.connections,
+        target.endpoints,
+        lambda u: f"/ws?token={tokens[u]}",
+        cfg.sources,
+        concurrency=cfg.connect_concurrency,
+        deadline=time.perf_counter() + cfg.connect_timeout,
         progress=lambda d, n: log(f"connected {d:,}/{n:,}"),
     )
     n_open = len(pool.open_indices)
     cpu1 = cpu_seconds(target.pids())
     cpu_us = (cpu1 - cpu0) * 1e6 / max(n_open, 1)
-    log(f"{n_open:,}/{cfg.connections:,} open in {pool.seconds:.1f}s"
-        + (f"; failures {pool.errors}" if pool.errors else ""))
+    log(
+        f"{n_open:,}/{cfg.connections:,} open in {pool.seconds:.1f}s"
+        + (f"; failures {pool.errors}" if pool.errors else "")
+    )
     await asyncio.sleep(cfg.settle)
     after = rss_bytes(target.pids())
     idle_cpu = (cpu_seconds(target.pids()) - cpu1) / cfg.settle * 100
     per_conn = (after - before) / n_open if n_open else float("nan")
-    log(f"idle: server RSS {before / 2**20:.0f} -> {after / 2**20:.0f} MiB, "
-        f"{per_conn / 1024:.1f} KiB/connection")
+    log(
+        f"idle: server RSS {before / 2**20:.0f} -> {after / 2**20:.0f} MiB, "
+        f"{per_conn / 1024:.1f} KiB/connection"
+    )
     return pool, {
-        "requested": cfg.connections, "open": n_open, "failed": cfg.connections - n_open,
-        "errors": pool.errors, "seconds": pool.seconds,
-        "rate": n_open / pool.seconds if pool.seconds else 0.0, "cpu_us": cpu_us,
+        "requested": cfg.connections,
+        "open": n_open,
+        "failed": cfg.connections - n_open,
+        "errors": pool.errors,
+        "seconds": pool.seconds,
+        "rate": n_open / pool.seconds if pool.seconds else 0.0,
+        "cpu_us": cpu_us,
         "idle_cpu_pct": idle_cpu,
-        "rss_before": before, "rss_after": after, "bytes_per_connection": per_conn,
+        "rss_before": before,
+        "rss_after": after,
+        "bytes_per_connection": per_conn,
         "server_processes": len(target.pids()),
     }
 
@@ -255,21 +279,31 @@ async def targeted(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[st
             misrouted += sent_to.get(seq) != ci
     lost = len(accepted - seen.keys())
     result: dict[str, Any] = {
-        "rate": cfg.targeted_rate, "seconds": cfg.targeted_seconds, "connections": len(idx),
-        "published": len(sent_to), "accepted": len(accepted),
+        "rate": cfg.targeted_rate,
+        "seconds": cfg.targeted_seconds,
+        "connections": len(idx),
+        "published": len(sent_to),
+        "accepted": len(accepted),
         "achieved_rate": len(accepted) / send_seconds if send_seconds else 0.0,
-        "delivered": len(seen), "lost": lost,
-        "duplicated": sum(c - 1 for c in seen.values()), "misrouted": misrouted,
-        "unconfirmed": len(seen.keys() - accepted), "errors": dict(errors),
+        "delivered": len(seen),
+        "lost": lost,
+        "duplicated": sum(c - 1 for c in seen.values()),
+        "misrouted": misrouted,
+        "unconfirmed": len(seen.keys() - accepted),
+        "errors": dict(errors),
         "connections_closed": pool.sink.closed,
-        "other_frames": dict(col.other), "cpu_us": cpu * 1e6 / max(len(accepted), 1),
-        "latency_ms": summary(latencies), "post_ms": summary(post_ms),
+        "other_frames": dict(col.other),
+        "cpu_us": cpu * 1e6 / max(len(accepted), 1),
+        "latency_ms": summary(latencies),
+        "post_ms": summary(post_ms),
         "latency_curve": curve(latencies),
     }
     lat = result["latency_ms"]
-    log(f"targeted: {len(accepted):,}/{total:,} accepted, {len(seen):,} delivered, lost {lost}, "
+    log(
+        f"targeted: {len(accepted):,}/{total:,} accepted, {len(seen):,} delivered, lost {lost}, "
         f"dup {result['duplicated']}; p50 {lat['p50']:.2f} p99 {lat['p99']:.2f} "
-        f"max {lat['max']:.2f} ms" + (f"; errors {dict(errors)}" if errors else ""))
+        f"max {lat['max']:.2f} ms" + (f"; errors {dict(errors)}" if errors else "")
+    )
     return result
 
 
@@ -311,8 +345,11 @@ async def broadcast(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[s
             cpu0, own0 = cpu_seconds(target.pids()), own_cpu_seconds()
             ts = time.perf_counter()
             status, _ = await http.request(
-                "POST", CREATE_PATH, note_body({"all": True}, {"ts": ts, "seq": r, "k": tag}),
-                HEADERS, max_wait=cfg.broadcast_timeout,
+                "POST",
+                CREATE_PATH,
+                note_body({"all": True}, {"ts": ts, "seq": r, "k": tag}),
+                HEADERS,
+                max_wait=cfg.broadcast_timeout,
             )
             post = (time.perf_counter() - ts) * 1000
             if status != 201:
@@ -336,26 +373,36 @@ async def broadcast(target: Target, pool: Pool, cfg: Config, log: Log) -> dict[s
             times = sorted(v * 1000 for v in first.values())
             last = times[-1] if times else float("nan")
             run = {
-                "delivered": len(first), "lost": n_open - len(first),
-                "duplicated": len(col.hits) - len(first), "post_ms": post,
-                "last_ms": last, "p50_ms": times[len(times) // 2] if times else float("nan"),
+                "delivered": len(first),
+                "lost": n_open - len(first),
+                "duplicated": len(col.hits) - len(first),
+                "post_ms": post,
+                "last_ms": last,
+                "p50_ms": times[len(times) // 2] if times else float("nan"),
                 "rate": len(first) / (last / 1000) if times and last > 0 else 0.0,
-                "curve": curve(times), "cpu_us": cpu * 1e6 / max(len(first), 1),
+                "curve": curve(times),
+                "cpu_us": cpu * 1e6 / max(len(first), 1),
                 "client_cpu_us": own * 1e6 / max(len(first), 1),
             }
             runs.append(run)
-            log(f"broadcast #{r + 1}: {len(first):,}/{n_open:,} in {last:.1f} ms "
-                f"({run['rate']:,.0f} deliveries/s), lost {run['lost']}")
+            log(
+                f"broadcast #{r + 1}: {len(first):,}/{n_open:,} in {last:.1f} ms "
+                f"({run['rate']:,.0f} deliveries/s), lost {run['lost']}"
+            )
             await asyncio.sleep(0.5)
     finally:
         http.close()
     ok = [r for r in runs if "rate" in r]
     med = sorted(ok, key=lambda r: r["last_ms"])[len(ok) // 2] if ok else {}
     return {
-        "connections": n_open, "runs": runs,
-        "last_ms": median([r["last_ms"] for r in ok]), "rate": median([r["rate"] for r in ok]),
-        "lost": sum(r["lost"] for r in ok), "duplicated": sum(r["duplicated"] for r in ok),
-        "errors": len(runs) - len(ok), "curve": med.get("curve", []),
+        "connections": n_open,
+        "runs": runs,
+        "last_ms": median([r["last_ms"] for r in ok]),
+        "rate": median([r["rate"] for r in ok]),
+        "lost": sum(r["lost"] for r in ok),
+        "duplicated": sum(r["duplicated"] for r in ok),
+        "errors": len(runs) - len(ok),
+        "curve": med.get("curve", []),
         "cpu_us": median([r["cpu_us"] for r in ok]),
         "connections_closed": pool.sink.closed,
         "client_cpu_us": median([r["client_cpu_us"] for r in ok]),
@@ -373,19 +420,30 @@ async def sse(target: Target, cfg: Config, log: Log) -> dict[str, Any]:
     before = rss_bytes(target.pids())
     cpu0 = cpu_seconds(target.pids())
     pool = await open_pool(
-        n, target.endpoints, lambda u: f"/api/v1/me/stream?token={tokens[u]}", cfg.sources,
-        concurrency=cfg.connect_concurrency, deadline=time.perf_counter() + cfg.connect_timeout,
-        opener=open_one_sse, prefix="s",
+        n,
+        target.endpoints,
+        lambda u: f"/api/v1/me/stream?token={tokens[u]}",
+        cfg.sources,
+        concurrency=cfg.connect_concurrency,
+        deadline=time.perf_counter() + cfg.connect_timeout,
+        opener=open_one_sse,
+        prefix="s",
     )
     n_open = len(pool.open_indices)
     cpu_us = (cpu_seconds(target.pids()) - cpu0) * 1e6 / max(n_open, 1)
     await asyncio.sleep(cfg.settle)
     after = rss_bytes(target.pids())
     per_conn = (after - before) / n_open if n_open else float("nan")
-    log(f"sse: {n_open:,}/{n:,} streams open; server RSS {before / 2**20:.0f} -> "
-        f"{after / 2**20:.0f} MiB, {per_conn / 1024:.1f} KiB/stream")
-    result: dict[str, Any] = {"open": n_open, "errors": pool.errors, "cpu_us": cpu_us,
-                              "bytes_per_connection": per_conn}
+    log(
+        f"sse: {n_open:,}/{n:,} streams open; server RSS {before / 2**20:.0f} -> "
+        f"{after / 2**20:.0f} MiB, {per_conn / 1024:.1f} KiB/stream"
+    )
+    result: dict[str, Any] = {
+        "open": n_open,
+        "errors": pool.errors,
+        "cpu_us": cpu_us,
+        "bytes_per_connection": per_conn,
+    }
     try:
         if n_open:
             sub = replace(cfg, targeted_rate=cfg.sse_rate, targeted_seconds=cfg.sse_seconds)
@@ -393,4 +451,3 @@ async def sse(target: Target, cfg: Config, log: Log) -> dict[str, Any]:
     finally:
         pool.close()
     return result
-

@@ -82,15 +82,23 @@ class SSEClient(asyncio.Protocol):
 
 
 def stream_request(host: str, port: int, path: str) -> bytes:
-    return (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            "Accept: text/event-stream\r\n\r\n").encode()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n"
+    ).encode()
 
 
 async def open_one_sse(
-    idx: int, sink: Sink, endpoint: tuple[str, int], source: str, path: str, max_wait: float,
+    idx: int,
+    sink: Sink,
+    endpoint: tuple[str, int],
+    source: str,
+    path: str,
+    max_wait: float,
 ) -> SSEClient:
     host, port = endpoint
     return await open_client(
         lambda ready: SSEClient(idx, sink, stream_request(host, port, path), ready),
-        endpoint, source, max_wait,
+        endpoint,
+        source,
+        max_wait,
     )

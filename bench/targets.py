@@ -32,13 +32,15 @@ def use_tidings_revision(rev: str) -> str:
     Returns the full commit id.
     """
     global TIDINGS_SRC
-    sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", rev], check=True,
-                         capture_output=True, text=True).stdout.strip()
+    sha = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", rev], check=True, capture_output=True, text=True
+    ).stdout.strip()
     dest = Path(tempfile.gettempdir()) / "tidings-bench-src" / sha[:12]
     if not (dest / "src" / "tidings").exists():
         dest.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", sha, "src"],
-                                 check=True, capture_output=True).stdout
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", sha, "src"], check=True, capture_output=True
+        ).stdout
         subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     TIDINGS_SRC = dest / "src"
     return sha
@@ -125,9 +127,20 @@ class PrivateRedis:
             return self.url
         port = free_port()
         self.proc = await asyncio.create_subprocess_exec(
-            exe, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
-            "--dir", str(self.workdir), stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            HOST,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
         )
         self.url = f"redis://{HOST}:{port}/0"
         for _ in range(100):
@@ -179,14 +192,31 @@ class ChannelsTarget(Target):
             }
         )
         migrate = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "django", "migrate", "--run-syncdb", "-v", "0",
-            env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            "django",
+            "migrate",
+            "--run-syncdb",
+            "-v",
+            "0",
+            env=env,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         out, _ = await migrate.communicate()
         if migrate.returncode != 0:
             raise TargetUnavailable(f"channels migrate failed: {out.decode()[-800:]}")
-        argv = [str(BIN / "daphne"), "-b", HOST, "-p", str(port), "--verbosity", "0",
-                "bench.peers.channels.asgi:application"]
+        argv = [
+            str(BIN / "daphne"),
+            "-b",
+            HOST,
+            "-p",
+            str(port),
+            "--verbosity",
+            "0",
+            "bench.peers.channels.asgi:application",
+        ]
         await self._start_servers([argv], env)
 
     async def stop(self) -> None:
@@ -197,9 +227,17 @@ class ChannelsTarget(Target):
 class TidingsTarget(Target):
     """``tidings serve``: embedded (SQLite + memory) or scaled (PostgreSQL + Redis, 2 procs)."""
 
-    def __init__(self, name: str, label: str, workdir: Path, scaled: bool = False,
-                 processes: int = 2, workers: int = 1,
-                 extra_env: dict[str, str] | None = None, sqlite: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        label: str,
+        workdir: Path,
+        scaled: bool = False,
+        processes: int = 2,
+        workers: int = 1,
+        extra_env: dict[str, str] | None = None,
+        sqlite: bool = False,
+    ) -> None:
         super().__init__(name, label, workdir)
         self.scaled = scaled
         self.workers = workers
@@ -219,9 +257,15 @@ class TidingsTarget(Target):
         env = base_env()
         if TIDINGS_SRC is not None:
             env["PYTHONPATH"] = os.pathsep.join([str(TIDINGS_SRC), env["PYTHONPATH"]])
-        env.update({"TIDINGS_MAX_CONNECTIONS_PER_USER": "50", "TIDINGS_OUTBOX_SIZE": "10000",
-                    "TIDINGS_SECRETS_FILE": str(self.workdir / "secrets.json"),
-                    "TIDINGS_DEV": "false", **self.extra_env})
+        env.update(
+            {
+                "TIDINGS_MAX_CONNECTIONS_PER_USER": "50",
+                "TIDINGS_OUTBOX_SIZE": "10000",
+                "TIDINGS_SECRETS_FILE": str(self.workdir / "secrets.json"),
+                "TIDINGS_DEV": "false",
+                **self.extra_env,
+            }
+        )
         if self.scaled and self.sqlite:
             db = self.workdir / "tidings.db"
             remove_files([Path(f"{db}{suffix}") for suffix in ("", "-wal", "-shm")])
@@ -229,7 +273,9 @@ class TidingsTarget(Target):
             env["TIDINGS_BROKER_URL"] = await self.redis.start()
         elif self.scaled:
             await self._create_pg()
-            env["TIDINGS_DATABASE_URL"] = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.pg_db}"
+            env["TIDINGS_DATABASE_URL"] = (
+                f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.pg_db}"
+            )
             env["TIDINGS_BROKER_URL"] = await self.redis.start()
         else:
             db = self.workdir / "tidings.db"
@@ -237,8 +283,21 @@ class TidingsTarget(Target):
             env["TIDINGS_DATABASE_URL"] = f"sqlite+aiosqlite:///{db}"
             env["TIDINGS_BROKER_URL"] = "memory://"
         self.endpoints = [(HOST, free_port()) for _ in range(self.processes)]
-        argvs = [[str(exe), "serve", "--host", HOST, "--port", str(p), "--log-level", "warning",
-                  "--workers", str(self.workers)] for _, p in self.endpoints]
+        argvs = [
+            [
+                str(exe),
+                "serve",
+                "--host",
+                HOST,
+                "--port",
+                str(p),
+                "--log-level",
+                "warning",
+                "--workers",
+                str(self.workers),
+            ]
+            for _, p in self.endpoints
+        ]
         await self._start_servers(argvs, env)
 
     async def _create_pg(self) -> None:
@@ -286,8 +345,9 @@ def make_target(name: str, workdir: Path) -> Target:
     if name == "tidings":
         return TidingsTarget(name, "tidings embedded (SQLite + memory, 1 proc)", wd)
     if name == "tidings-pg":  # not in the default run: one process on PostgreSQL
-        return TidingsTarget(name, "tidings on PostgreSQL + Redis, 1 proc", wd, scaled=True,
-                             processes=1)
+        return TidingsTarget(
+            name, "tidings on PostgreSQL + Redis, 1 proc", wd, scaled=True, processes=1
+        )
     if name == "tidings-scaled":
         return TidingsTarget(name, "tidings scaled (PostgreSQL + Redis, 2 procs)", wd, scaled=True)
     raise ValueError(f"unknown target {name!r}")

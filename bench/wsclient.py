@@ -159,7 +159,9 @@ async def open_one(
     host, port = endpoint
     return await open_client(
         lambda ready: WSClient(idx, sink, handshake(host, port, path), ready),
-        endpoint, source, max_wait,
+        endpoint,
+        source,
+        max_wait,
     )
 
 
@@ -232,8 +234,12 @@ async def open_pool(
                     break
                 try:
                     clients[i] = await open_stream(
-                        i, sink, endpoints[i % len(endpoints)], sources[i % len(sources)],
-                        path_for(users[i]), max_wait,
+                        i,
+                        sink,
+                        endpoints[i % len(endpoints)],
+                        sources[i % len(sources)],
+                        path_for(users[i]),
+                        max_wait,
                     )
                     break
                 except (OSError, TimeoutError, ConnectionError) as exc:

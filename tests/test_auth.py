@@ -144,9 +144,11 @@ def test_bearer_header_parsing() -> None:
 def test_an_asymmetric_key_is_never_taken_as_an_hmac_secret() -> None:
     """The key checks PyJWT makes run once per key here, but they still run."""
     private = ec.generate_private_key(ec.SECP256R1())
-    pem = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     segments = [
         base64.urlsafe_b64encode(orjson.dumps(part)).rstrip(b"=")
         for part in ({"alg": "HS256", "typ": "JWT"}, valid_claims())

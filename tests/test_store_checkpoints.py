@@ -44,8 +44,12 @@ async def _write(store: SqlStore, n: int) -> None:
 
 
 async def test_commits_leave_checkpoints_to_the_store(tmp_path: Path) -> None:
-    store = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", max_age_ms=10**12,
-                     max_items=10_000, sole_writer=True)
+    store = SqlStore(
+        f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
+        max_age_ms=10**12,
+        max_items=10_000,
+        sole_writer=True,
+    )
     await _migrated(store)
     try:
         await _write(store, WRITES)
@@ -59,8 +63,12 @@ async def test_the_log_starts_over_under_a_steady_load(tmp_path: Path, monkeypat
     monkeypatch.setattr(checkpoints, "START_OVER_PAGES", 200)
     for sole_writer in (True, False):  # writer inline on the loop, or on aiosqlite's thread
         path = tmp_path / f"{sole_writer}.db"
-        store = SqlStore(f"sqlite+aiosqlite:///{path}", max_age_ms=10**12, max_items=10_000,
-                         sole_writer=sole_writer)
+        store = SqlStore(
+            f"sqlite+aiosqlite:///{path}",
+            max_age_ms=10**12,
+            max_items=10_000,
+            sole_writer=sole_writer,
+        )
         await _migrated(store)
         store.start()
         try:
@@ -83,8 +91,9 @@ async def test_the_log_starts_over_once_creates_pause(tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(checkpoints, "catch_up", counted)
     path = tmp_path / "x.db"
-    store = SqlStore(f"sqlite+aiosqlite:///{path}", max_age_ms=10**12, max_items=10_000,
-                     sole_writer=True)
+    store = SqlStore(
+        f"sqlite+aiosqlite:///{path}", max_age_ms=10**12, max_items=10_000, sole_writer=True
+    )
     await _migrated(store)
     store.start()
     try:
@@ -106,8 +115,9 @@ async def test_holding_the_writer_for_one_checkpoint_starts_the_log_over(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "x.db"
-    store = SqlStore(f"sqlite+aiosqlite:///{path}", max_age_ms=10**12, max_items=10_000,
-                     sole_writer=True)
+    store = SqlStore(
+        f"sqlite+aiosqlite:///{path}", max_age_ms=10**12, max_items=10_000, sole_writer=True
+    )
     await _migrated(store)
     try:
         await _write(store, 50)

@@ -295,4 +295,3 @@ async def test_a_later_deadline_filed_while_firing_does_not_delay_an_earlier_one
     await asyncio.sleep(0.3)
     assert [name for name, _ in fired] == ["first", "waiting"]
     assert fired[1][1] - started < 0.3
-

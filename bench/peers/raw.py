@@ -122,9 +122,17 @@ class Hub:
         ms = int(time.time() * 1000)
         self.seq += 1
         message = (
-            b'{"type":"message","topic":' + orjson.dumps(name) + b',"id":"'
-            + f"{ms}-{self.seq}".encode() + b'","ts":' + str(ms).encode()
-            + b',"user":' + orjson.dumps(user) + b',"data":' + orjson.dumps(data) + b"}"
+            b'{"type":"message","topic":'
+            + orjson.dumps(name)
+            + b',"id":"'
+            + f"{ms}-{self.seq}".encode()
+            + b'","ts":'
+            + str(ms).encode()
+            + b',"user":'
+            + orjson.dumps(user)
+            + b',"data":'
+            + orjson.dumps(data)
+            + b"}"
         )
         topic.history.append(message)
         if topic.gathered is not None:
@@ -157,7 +165,10 @@ class Hub:
 def response(status: str, body: bytes = b"", ctype: bytes = b"application/json") -> bytes:
     return (
         f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n".encode()
-        + b"Content-Type: " + ctype + b"\r\n\r\n" + body
+        + b"Content-Type: "
+        + ctype
+        + b"\r\n\r\n"
+        + body
     )
 
 
@@ -253,7 +264,9 @@ class Conn(asyncio.Protocol):
             accept = wsframes.accept_key(headers[b"sec-websocket-key"])
             self.transport.write(
                 b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                + accept
+                + b"\r\n\r\n"
                 + wsframes.server_frame(orjson.dumps({"type": "welcome", "user": self.user}))
             )
             self.ws = True

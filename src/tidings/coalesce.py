@@ -34,9 +34,7 @@ WINDOW = 0.1
 
 
 class TopicState:
-    __slots__ = (
-        "batches", "marks", "presence", "sent", "skipped", "strikes", "waiting", "window"
-    )
+    __slots__ = ("batches", "marks", "presence", "sent", "skipped", "strikes", "waiting", "window")
 
     def __init__(self) -> None:
         self.batches = False

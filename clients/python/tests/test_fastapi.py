@@ -4,7 +4,6 @@ No `from __future__ import annotations` here: the routes are defined inside a fi
 FastAPI resolves string annotations in module globals, where `tidings` is not.
 """
 
-
 from typing import Annotated
 
 import jwt

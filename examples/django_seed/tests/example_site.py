@@ -90,5 +90,3 @@ def inbox(http: httpx.Client) -> list[dict]:
         headers={"Authorization": f"Bearer {grant['token']}"},
     ).json()
     return page["items"]
-
-

@@ -30,6 +30,7 @@ import logging
 import os
 import sqlite3
 
+import aiosqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -83,12 +84,10 @@ async def start_over(writer: AsyncEngine) -> tuple[int, int, int]:
     aiosqlite's thread, or on one of its own when the connection runs inline."""
     async with writer.connect() as conn:
         raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
+        driver: aiosqlite.Connection = raw.driver_connection  # type: ignore[assignment]
         if isinstance(driver, InlineConnection):
             return await asyncio.to_thread(_checkpoint, driver._conn)
-        result: tuple[int, int, int] = await driver._execute(  # type: ignore[union-attr]
-            _checkpoint, driver._conn  # type: ignore[union-attr]
-        )
+        result: tuple[int, int, int] = await driver._execute(_checkpoint, driver._conn)
         return result
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import aiosqlite
 import orjson
 from sqlalchemy import (
     ColumnElement,
@@ -195,9 +196,9 @@ class SqlStore:
         """
         async with _translated(), self.writer.connect() as conn:
             raw = await conn.get_raw_connection()
-            driver = raw.driver_connection  # an aiosqlite (or inline) connection
-            stored: StoredBatch = await driver._execute(  # type: ignore[union-attr]
-                _write_batch, driver._conn, batch, now_ms, webhook_rows  # type: ignore[union-attr]
+            driver: aiosqlite.Connection = raw.driver_connection  # type: ignore[assignment]
+            stored: StoredBatch = await driver._execute(
+                _write_batch, driver._conn, batch, now_ms, webhook_rows
             )
             return stored
 

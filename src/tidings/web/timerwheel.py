@@ -111,4 +111,3 @@ def shared_wheel() -> TimerWheel:
         _wheels.clear()  # a previous loop's (tests run several): its clients are gone
         wheel = _wheels[loop] = TimerWheel(loop)
     return wheel
-

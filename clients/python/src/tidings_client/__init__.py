@@ -1,5 +1,7 @@
 """Python SDK for the tidings notification server.
 
+Usage::
+
     from tidings_client import Tidings
 
     tidings = Tidings("http://localhost:8000", api_key="...", jwt_secret="...")

@@ -110,9 +110,7 @@ class Tidings(_Client):
 class AsyncTidings(_Client):
     """Asynchronous client: ``async with AsyncTidings(url, api_key=...) as t:``."""
 
-    def __init__(
-        self, url: str, *, http: httpx.AsyncClient | None = None, **options: Any
-    ) -> None:
+    def __init__(self, url: str, *, http: httpx.AsyncClient | None = None, **options: Any) -> None:
         super().__init__(url, **options)
         self._http = http or httpx.AsyncClient(base_url=self.url, timeout=self._timeout)
 

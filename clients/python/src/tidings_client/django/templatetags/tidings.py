@@ -46,8 +46,8 @@ def tidings_bell(context: template.Context, **attributes: Any) -> SafeString:
             url, element, url, token, mark_safe(extra),
         )  # fmt: skip
     script = (
-        f'import {{ Tidings }} from {json.dumps(url + "/static/tidings.js")};\n'
-        f'import {json.dumps(url + "/static/tidings-bell.js")};\n'
+        f"import {{ Tidings }} from {json.dumps(url + '/static/tidings.js')};\n"
+        f"import {json.dumps(url + '/static/tidings-bell.js')};\n"
         f"const bell = document.getElementById({json.dumps(element)});\n"
         f"bell.client = new Tidings({{ url: {json.dumps(url)}, getToken: async () => {{\n"
         f"  const r = await fetch({json.dumps(token_url)}, {{ credentials: 'same-origin' }});\n"
