@@ -14,6 +14,10 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
+from tidings import ids
+from tidings.errors import Unavailable
+from tidings.models import Audience, NewNotification
+from tidings.store import PendingCreate
 from tidings.store import engine as engines
 from tidings.store.migrate import upgrade
 from tidings.store.sql import SqlStore
@@ -102,3 +106,16 @@ async def test_a_connection_idle_past_the_limit_is_pinged_once(
     await pg_store.last_id()
     await pg_store.last_id()
     assert len(pings) == 1
+
+
+async def test_a_create_on_a_connection_dropped_in_use_fails_once_and_the_next_one_works(
+    pg_store: SqlStore, postgres_database: str
+) -> None:
+    """Creates run on asyncpg itself; a connection it finds closed leaves the pool."""
+    alice = PendingCreate(NewNotification(Audience(users=("alice",)), "test", "info", "one"))
+    await pg_store.insert([alice], now_ms=ids.time_ms())
+    await drop_every_other_connection(postgres_database)
+    with pytest.raises(Unavailable):  # within the idle time: no ping saves this one
+        await pg_store.insert([alice], now_ms=ids.time_ms())
+    stored = await pg_store.insert([alice], now_ms=ids.time_ms())
+    assert [o.notification.title for o in stored.outcomes] == ["one"]
