@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from tidings import ids
-from tidings.errors import Unavailable
+from tidings.errors import Unavailable, ValidationFailed
 from tidings.models import Audience, NewNotification
 from tidings.store import PendingCreate
 from tidings.store import engine as engines
@@ -29,9 +29,12 @@ IDLE = 0.2
 
 @pytest.fixture
 async def pg_store(
-    postgres_database: str, monkeypatch: pytest.MonkeyPatch
+    postgres_database: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> AsyncIterator[SqlStore]:
-    monkeypatch.setattr(engines, "IDLE_PING_SECONDS", IDLE)
+    """A store whose pooled connections are pinged after ``IDLE`` seconds idle, or after
+    the seconds a test's ``idle_ping`` mark gives."""
+    mark = request.node.get_closest_marker("idle_ping")
+    monkeypatch.setattr(engines, "IDLE_PING_SECONDS", mark.args[0] if mark else IDLE)
     store = SqlStore(postgres_database, max_age_ms=86_400_000, max_items=1000)
     await upgrade(store.writer)
     yield store
@@ -108,6 +111,7 @@ async def test_a_connection_idle_past_the_limit_is_pinged_once(
     assert len(pings) == 1
 
 
+@pytest.mark.idle_ping(60.0)  # this connection is never idle long enough for a ping
 async def test_a_create_on_a_connection_dropped_in_use_fails_once_and_the_next_one_works(
     pg_store: SqlStore, postgres_database: str
 ) -> None:
@@ -115,7 +119,20 @@ async def test_a_create_on_a_connection_dropped_in_use_fails_once_and_the_next_o
     alice = PendingCreate(NewNotification(Audience(users=("alice",)), "test", "info", "one"))
     await pg_store.insert([alice], now_ms=ids.time_ms())
     await drop_every_other_connection(postgres_database)
-    with pytest.raises(Unavailable):  # within the idle time: no ping saves this one
+    with pytest.raises(Unavailable):
         await pg_store.insert([alice], now_ms=ids.time_ms())
     stored = await pg_store.insert([alice], now_ms=ids.time_ms())
     assert [o.notification.title for o in stored.outcomes] == ["one"]
+
+
+async def test_a_create_the_database_refuses_rolls_back_and_the_connection_goes_on(
+    pg_store: SqlStore,
+) -> None:
+    refused = PendingCreate(NewNotification(Audience(users=("alice",)), "test", "info", "\x00"))
+    fine = PendingCreate(NewNotification(Audience(users=("alice",)), "test", "info", "fine"))
+    newest = await pg_store.last_id()
+    with pytest.raises(ValidationFailed):
+        await pg_store.insert([refused], now_ms=ids.time_ms())
+    assert await pg_store.last_id() == newest  # nothing of it was kept
+    stored = await pg_store.insert([fine], now_ms=ids.time_ms())
+    assert [o.notification.title for o in stored.outcomes] == ["fine"]

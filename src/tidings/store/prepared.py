@@ -13,8 +13,8 @@ has, how many audience keys) and dialect, and run with its values on the driver:
 
 - SQLite: on connections of its own, inline, each read in one snapshot (``BEGIN`` ...
   ``COMMIT``; in WAL mode a reader never waits for the writer);
-- PostgreSQL: on the engine's connection with ``exec_driver_sql`` (no compile, one
-  round trip per statement).
+- PostgreSQL: on the asyncpg connection of a pooled one (no compile, no SQLAlchemy
+  cursor, one round trip per statement).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+import asyncpg
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
@@ -125,19 +126,33 @@ class SqliteReads:
 
 
 class EngineReads:
-    """Compiled reads through an engine's pool (PostgreSQL): no compile per call."""
+    """Compiled reads on the asyncpg connections of an engine's pool (PostgreSQL).
+
+    The SQL is compiled for SQLAlchemy's asyncpg dialect, whose parameters are asyncpg's
+    own (``$1``), so it runs on the driver as it is: SQLAlchemy's cursor and result
+    layers cost more client CPU than the read's round trip. A connection asyncpg finds
+    closed is invalidated, so the pool never hands it out again.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
     async def read(self, work: Callable[[Run], Awaitable[T]]) -> T:
         async with self._engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
 
             async def run(statement: Compiled, values: Mapping[str, Any]) -> Rows:
-                result = await conn.exec_driver_sql(statement.sql, statement.args(values))
-                return [tuple(row) for row in result.all()]
+                return [
+                    tuple(row) for row in await driver.fetch(statement.sql, *statement.args(values))
+                ]
 
-            return await work(run)
+            try:
+                return await work(run)
+            except BaseException:
+                if driver.is_closed():
+                    await conn.invalidate()
+                raise
 
     def close(self) -> None:
         return None

@@ -218,7 +218,8 @@ class SqlStore:
         Through SQLAlchemy's statement layer each of the transaction's statements cost
         more client CPU than its round trip: py-spy put the create transaction at two
         fifths of a PostgreSQL server's CPU at 1,000 creates/s. A connection asyncpg
-        finds closed is invalidated, so the pool never hands it out again.
+        finds closed, or one left in a transaction (its ROLLBACK cancelled or failed),
+        is invalidated, so the pool never hands it out again.
         """
         async with _translated(), self.writer.connect() as conn:
             raw = await conn.get_raw_connection()
@@ -226,7 +227,7 @@ class SqlStore:
             try:
                 return await _write_batch_postgres(driver, batch, now_ms, webhook_rows)
             except BaseException:
-                if driver.is_closed():
+                if driver.is_closed() or driver.is_in_transaction():
                     await conn.invalidate()
                 raise
 
@@ -934,9 +935,14 @@ async def _write_batch_postgres(
     now_ms: int,
     webhook_rows: WebhookRows | None,
 ) -> StoredBatch:
-    """One create transaction on an asyncpg connection (see :meth:`SqlStore.insert`)."""
-    async with db.transaction():
-        await db.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+    """One create transaction on an asyncpg connection (see :meth:`SqlStore.insert`).
+
+    BEGIN and the write lock go in one round trip. If it ends halfway, the caller drops
+    the connection (:meth:`SqlStore._insert_postgres`): one still in a transaction is
+    never handed out again.
+    """
+    await db.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+    try:
         # Read after the lock: its own statement, so its snapshot sees every commit before.
         last = await db.fetchval("SELECT max(revision) FROM notifications") or 0
         new_ids = ids.next_ids(last, len(batch), now_ms=now_ms)
@@ -945,6 +951,11 @@ async def _write_batch_postgres(
         await _insert_rows(db, _PG_INSERT_TARGET, target_rows)
         if webhook_rows is not None and (queued := webhook_rows(outcomes)):
             await _insert_rows(db, _PG_INSERT_WEBHOOK, queued)
+        await db.execute("COMMIT")
+    except BaseException:
+        if not db.is_closed() and db.is_in_transaction():
+            await db.execute("ROLLBACK")
+        raise
     return StoredBatch(last, outcomes)
 
 
