@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from support import backend_headers, user_headers
+from support import API_KEY, backend_headers, user_headers
 
 TASK = {
     "title": "{{ actor }} assigned you {{ task }}",
@@ -187,3 +187,24 @@ async def test_an_event_with_a_key_replaces_the_earlier_one_in_place(app, client
     assert again.json()["id"] == first["id"] and again.json()["replaced"] is True
     listed = await inbox(app, client)
     assert [item["body"] for item in listed["items"]] == ["Due Monday"]
+
+
+async def test_the_documented_route_creates_what_the_fast_path_does(app, client, template) -> None:
+    """``POST /events`` is answered by the fast path; the FastAPI route behind it, which
+    documents it, calls the same create and answers the same way if it is ever reached."""
+    import orjson
+
+    from tidings.web import events_api
+    from tidings.web.event_schemas import EventIn
+
+    tidings = app.state.tidings
+    body = EventIn.model_validate(
+        {"type": "task.assigned", "to": {"users": ["alice"]}, "data": DATA, "actor": "bob"}
+    )
+    key = tidings.auth.api_key_id(API_KEY)
+    response = await events_api.create_event(body, tidings, key, None)
+    assert response.status_code == 201
+    created = orjson.loads(response.body)
+    assert created["title"] == "bob assigned you T-7"
+    [listed] = (await inbox(app, client))["items"]
+    assert listed["id"] == created["id"]

@@ -175,6 +175,14 @@ async def test_a_fragmented_message_over_the_limit_closes_with_1009(server, user
     assert await client.until_closed() == 1009
 
 
+async def test_a_text_message_that_is_not_utf8_closes_with_1007(server, user) -> None:
+    """RFC 6455 section 8.1: invalid UTF-8 in a text message fails the connection, 1007."""
+    client = RawClient(server, user)
+    await client.open()
+    await client.write(client.frames(Frame(Opcode.TEXT, b'{"type": "ping", "ref": "\xff"}')))
+    assert await client.until_closed() == 1007
+
+
 async def test_a_client_that_closes_and_keeps_sending_is_let_go(server, http, user) -> None:
     client = RawClient(server, user)
     await client.open()

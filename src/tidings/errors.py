@@ -17,6 +17,8 @@ class CloseCode(IntEnum):
     GOING_AWAY = 1001
     PROTOCOL_ERROR = 1002
     UNSUPPORTED_DATA = 1003
+    INVALID_DATA = 1007
+    """A text message that is not UTF-8 (RFC 6455, section 8.1)."""
     MESSAGE_TOO_BIG = 1009
     SERVICE_RESTART = 1012
     UNAUTHENTICATED = 4001

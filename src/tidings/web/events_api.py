@@ -16,6 +16,7 @@ from tidings import ids
 from tidings.errors import BadRequest, NotFound
 from tidings.models import isoformat, utc_from_ms
 from tidings.service import MAX_PAGE
+from tidings.web import events_create
 from tidings.web.api import BACKEND, ApiKey, AppDep, Cursor
 from tidings.web.errors import documented
 from tidings.web.event_schemas import (
@@ -149,7 +150,7 @@ async def create_event(
     template for the type: 422 `unknown_type`; a variable missing from `data`: 422
     `missing_variable`, naming it. Nothing is stored in either case.
     """
-    payload, headers = await create_event(app, body, key, idempotency_key)
+    payload, headers = await events_create.create_event(app, body, key, idempotency_key)
     return JSONResponse(payload, status_code=201, headers=headers)
 
 

@@ -395,6 +395,10 @@ class DirectWebSocketProtocol(Draining, asyncio.Protocol):
             try:
                 data.decode()
             except UnicodeDecodeError:
+                # Fail the connection (RFC 6455, 8.1): the close frame, then the socket,
+                # without waiting for the client's echo.
+                assert self.ws is not None
+                self.ws.fail(CloseCode.INVALID_DATA, "invalid UTF-8")
                 conn.close(CloseCode.INVALID_DATA, "invalid UTF-8")
                 return
         item: protocol.Request | bytes
