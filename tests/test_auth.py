@@ -117,6 +117,21 @@ def test_a_public_key_cannot_be_used_as_an_hmac_secret() -> None:
         auth.verify_token(forged)
 
 
+@pytest.mark.parametrize("alg", [["HS256"], {"HS256": 1}, 5, None], ids=repr)
+def test_a_header_alg_that_is_not_a_name_is_refused_with_a_public_key_set(alg: object) -> None:
+    """With a public key, the header picks the key: a list or a number there is a bad
+    token (401), not an error of ours."""
+    _, public = pem_pair(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    auth = Authenticator(secret=SECRET, public_key=public)
+
+    def part(value: dict) -> str:
+        return base64.urlsafe_b64encode(orjson.dumps(value)).rstrip(b"=").decode()
+
+    token = f"{part({'alg': alg, 'typ': 'JWT'})}.{part(valid_claims())}.c2ln"
+    with pytest.raises(Unauthenticated):
+        auth.verify_token(token)
+
+
 def test_algorithms_come_from_configuration_only() -> None:
     auth = Authenticator(secret=SECRET, algorithms=["HS512"])
     with pytest.raises(Unauthenticated):

@@ -105,11 +105,13 @@ class Authenticator:
         """Decode an end-user JWT or raise :class:`Unauthenticated` saying why."""
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise Unauthenticated("missing or oversized token", code="invalid_token")
+        key: Any
+        algorithms: list[str]
         try:
             if self._secret_only is not None:  # PyJWT checks the header's alg against these
                 key, algorithms = self.secret, self._secret_only
             else:
-                algorithm = jwt.get_unverified_header(token).get("alg")
+                algorithm = self._accepted(jwt.get_unverified_header(token).get("alg"))
                 key, algorithms = self._key_for(algorithm), [algorithm]
             claims = self._jwt.decode(
                 token,
@@ -126,9 +128,13 @@ class Authenticator:
             raise Unauthenticated(f"invalid token: {exc}", code="invalid_token") from None
         return _principal(claims)
 
-    def _key_for(self, algorithm: Any) -> Any:
-        if algorithm not in self.algorithms:
+    def _accepted(self, algorithm: object) -> str:
+        """The header's ``alg`` if configured; anything else (a list, a number) is refused."""
+        if not isinstance(algorithm, str) or algorithm not in self.algorithms:
             raise jwt.InvalidAlgorithmError(f"algorithm {algorithm!r} is not accepted")
+        return algorithm
+
+    def _key_for(self, algorithm: str) -> Any:
         key = self.secret if algorithm in HMAC_ALGORITHMS else self.public_key
         if key is None:
             raise jwt.InvalidAlgorithmError(f"no key configured for {algorithm}")

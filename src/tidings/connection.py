@@ -210,7 +210,7 @@ class Connection:
         ``revise`` may drop or rewrite held event frames (topic messages replayed)."""
         held, self._held = self._held, None
         for notification_id, frame in held or ():
-            if revise is not None and notification_id is None:
+            if revise is not None and notification_id is None and isinstance(frame, bytes):
                 revised = revise(frame)
                 if revised is None:
                     continue

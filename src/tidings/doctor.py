@@ -133,7 +133,9 @@ async def database(settings: Settings) -> list[Check]:
             before = time.time()
             now = None
             if not settings.is_sqlite:
-                now = float((await conn.execute(text("SELECT extract(epoch from now())"))).scalar())
+                now = float(
+                    (await conn.execute(text("SELECT extract(epoch from now())"))).scalar_one()
+                )
             after = time.time()
             current = await conn.run_sync(_revision)
     except (SQLAlchemyError, OSError) as exc:

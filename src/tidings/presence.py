@@ -22,10 +22,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
+from redis.typing import EncodableT
 
 from tidings import frames
 from tidings.errors import TidingsError, Unavailable
@@ -189,6 +190,7 @@ class RedisPresence:
         mine = self._mine(process)
         async with self._client.pipeline(transaction=False) as pipe:
             for topic, user, delta in changes:
+                args: list[EncodableT]
                 if topic is None:
                     keys = [mine, f"{self._prefix}online"]
                     args = [f"u\0{user}", user, delta, "", "", ""]
@@ -234,7 +236,7 @@ class RedisPresence:
             await self._client.connection_pool.disconnect()
 
 
-async def _translated(awaitable: Awaitable[object]) -> object:
+async def _translated(awaitable: Awaitable[Any]) -> Any:
     try:
         return await awaitable
     except (RedisError, OSError, TimeoutError) as exc:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.typing import EncodableT
 
 from tidings import topics
 from tidings.broker.history import MAX_MATCHING, History
@@ -49,7 +50,7 @@ class RedisHistory:
         """Append and publish each (topic, tail) in order, in one pipelined round trip."""
         async with self._client.pipeline(transaction=False) as pipe:
             for topic, rest in posts:
-                args = [
+                args: list[EncodableT] = [
                     self._prefix + topic_channel(topic),
                     topics.head(topic),
                     rest,

@@ -25,7 +25,7 @@ class InlineConnection(aiosqlite.Connection):
     def __await__(self) -> Generator[Any, None, InlineConnection]:
         return self._connect().__await__()
 
-    async def _connect(self) -> InlineConnection:  # type: ignore[override]
+    async def _connect(self) -> InlineConnection:
         if self._connection is None:
             self._connection = self._connector()
         return self

@@ -69,7 +69,7 @@ class Statements:
                 raise ValueError(f"{shape!r}: expanding parameters cannot be compiled once")
             columns = tuple(c.key for c in getattr(statement, "selected_columns", ()))
             fixed = {k: v for k, v in compiled.params.items() if v is not None}
-            names = tuple(compiled.positiontup or ())
+            names = tuple(getattr(compiled, "positiontup", None) or ())
             found = Compiled(compiled.string, names, columns, fixed)
             self._by_shape[shape] = found
         return found
@@ -140,7 +140,7 @@ class EngineReads:
     async def read(self, work: Callable[[Run], Awaitable[T]]) -> T:
         async with self._engine.connect() as conn:
             raw = await conn.get_raw_connection()
-            driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+            driver: asyncpg.Connection = raw.driver_connection
 
             async def run(statement: Compiled, values: Mapping[str, Any]) -> Rows:
                 return [

@@ -223,7 +223,7 @@ class SqlStore:
         """
         async with _translated(), self.writer.connect() as conn:
             raw = await conn.get_raw_connection()
-            driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+            driver: asyncpg.Connection = raw.driver_connection
             try:
                 return await _write_batch_postgres(driver, batch, now_ms, webhook_rows)
             except BaseException:
@@ -801,7 +801,7 @@ _RECEIPT_STATE = ("read_at", "deleted_at", "unread_at", "archived_at", "snoozed_
 
 def _chosen(only: InboxFilter) -> list[ColumnElement[bool]]:
     """The list filters (``?type=&category=&level=``) as conditions on notifications."""
-    chosen = []
+    chosen: list[ColumnElement[bool]] = []
     if only.types:
         chosen.append(notifications.c.type.in_(only.types))
     if only.categories:
@@ -881,7 +881,7 @@ class _translated:
     async def __aenter__(self) -> None:
         return None
 
-    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         if isinstance(
             exc, IntegrityError | sqlite3.IntegrityError | IntegrityConstraintViolationError
         ):

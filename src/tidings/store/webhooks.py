@@ -183,7 +183,7 @@ def _claim(*, skip_locked: bool) -> Any:
     )
     if skip_locked:
         due = due.with_for_update(skip_locked=True)
-    lease_end = bindparam("b_lease_end")
+    lease_end: Any = bindparam("b_lease_end")
     return (
         update(deliveries)
         .where(deliveries.c.id.in_(due.scalar_subquery()))

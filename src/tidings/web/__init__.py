@@ -167,7 +167,11 @@ def _close_streams_on_sigterm(tidings: App) -> Callable[[], None]:
             os.kill(os.getpid(), signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
 
 
 def _health(app: FastAPI, tidings: App) -> None:

@@ -45,9 +45,9 @@ Cursor = Annotated[
 
 FilterName = Annotated[str, Field(min_length=1, max_length=100, pattern=TYPE_PATTERN)]
 
-BACKEND = {"security": [{"apiKey": []}]}
+BACKEND: dict[str, Any] = {"security": [{"apiKey": []}]}
 """Operations for backends: ``Authorization: Bearer <API key>``."""
-END_USER = {"security": [{"userToken": []}]}
+END_USER: dict[str, Any] = {"security": [{"userToken": []}]}
 """Operations for end users: ``Authorization: Bearer <JWT>``."""
 SECURITY_SCHEMES = {
     "apiKey": {"type": "http", "scheme": "bearer", "description": "a backend's API key"},
@@ -66,7 +66,7 @@ async def get_app(request: Request) -> App:
 
 
 def _app(request: Request) -> App:
-    return request.app.state.tidings  # type: ignore[no-any-return]
+    return request.app.state.tidings
 
 
 AppDep = Annotated[App, Depends(get_app)]

@@ -45,7 +45,7 @@ class HttpProtocol(HttpToolsProtocol):
     _stream: sseserver.DirectStream | None = None
     """The event stream this connection became: its socket is no longer ours."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
         self._await_headers()
 

@@ -104,7 +104,7 @@ class Draining:
         """Whether the write buffer shrank (or emptied) since the last look."""
         size = self.transport.get_write_buffer_size()
         progressed = size == 0 or size < self._backlog
-        self._backlog = size
+        self._backlog = size  # type: ignore[misc]  # a slot of each subclass (see above)
         return progressed
 
 

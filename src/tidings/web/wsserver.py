@@ -34,7 +34,8 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, unquote
 
 from websockets.datastructures import Headers
@@ -252,7 +253,7 @@ class DirectWebSocketProtocol(Draining, asyncio.Protocol):
         """Whether an upgrade to this request target is ours (else the ASGI app's)."""
         return unquote(target.partition("?")[0]) == PATH
 
-    def upgrade(self, target: str, headers: list[tuple[bytes, bytes]]) -> None:
+    def upgrade(self, target: str, headers: Iterable[tuple[bytes, bytes]]) -> None:
         """Take over an upgrade to :data:`PATH` that the HTTP protocol has parsed already
         (:mod:`tidings.web.httpserver`): no second parse of the request."""
         self._raw = None
@@ -353,15 +354,16 @@ class DirectWebSocketProtocol(Draining, asyncio.Protocol):
 
     def _frame(self, frame: Frame) -> None:
         opcode = frame.opcode
+        data = cast(bytes, frame.data)  # the library's parser reads bytes
         if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
             if frame.fin:
-                self._message(frame.data, text=opcode is Opcode.TEXT)
+                self._message(data, text=opcode is Opcode.TEXT)
             else:
-                self._fragments = [frame.data]
+                self._fragments = [data]
                 self._fragments_text = opcode is Opcode.TEXT
         elif opcode is Opcode.CONT:
             assert self._fragments is not None  # the library checks continuation order
-            self._fragments.append(frame.data)
+            self._fragments.append(data)
             if frame.fin:
                 data, self._fragments = b"".join(self._fragments), None
                 self._message(data, text=self._fragments_text)
