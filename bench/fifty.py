@@ -194,10 +194,10 @@ async def coordinate(args: argparse.Namespace) -> int:
         log(f"tidings serve --workers {args.workers} on port {port}")
         cpu0 = cpu_seconds(target.pids())
         t0 = time.perf_counter()
+        left = end - time.perf_counter()
+        connecting = max(left - 120, left / 2)  # the rest: targeted, broadcast, reports
         gens = [
-            Generator(
-                g, min(per, args.connections - g * per), port, end - time.perf_counter() - 120
-            )
+            Generator(g, min(per, args.connections - g * per), port, connecting)
             for g in range(args.generators)
         ]
         for gen in gens:

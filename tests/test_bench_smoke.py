@@ -74,3 +74,45 @@ def test_bench_smoke_raw_and_tidings(tmp_path: Path) -> None:
         _check_sane(name, results[name])
     assert "targeted p99 (ms)" in proc.stdout and "tid/raw" in proc.stdout, log
     assert "sustained create" in proc.stdout, log
+
+
+def test_bench_fifty_smoke(tmp_path: Path) -> None:
+    """``python -m bench.fifty`` at a few hundred connections: workers, generators, Redis."""
+    out = tmp_path / "fifty.json"
+    argv = ["--connections", "400", "--workers", "2", "--generators", "2", "--rate", "100"]
+    argv += ["--seconds", "2", "--budget", "60", "--out", str(out)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.fifty", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    log = f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    if not out.exists() and "redis-server" in proc.stderr:
+        _skip_or_fail(f"bench.fifty needs redis-server: {log}")
+    run = json.loads(out.read_text())
+    assert run["connect"]["open"] == 400, log
+    targeted = run["targeted"]
+    assert targeted["accepted"] == targeted["delivered"] > 0, log
+    assert targeted["lost"] == 0 and targeted["duplicated"] == 0, log
+    assert run["broadcast"]["delivered"] == 400, log
+    assert "total server memory at 400 connections" in proc.stdout, log
+
+
+def test_the_connect_target_is_the_embedded_servers_and_the_others_show_their_figure() -> None:
+    from bench import report
+
+    def measured(cpu_us: float) -> dict[str, Any]:
+        return {"idle": {"open": 10_000, "cpu_us": cpu_us, "bytes_per_connection": 6_000}}
+
+    checks = {
+        desc: (ok, detail)
+        for desc, ok, detail in report.checks(
+            {"tidings": measured(400), "tidings-scaled": measured(900)}, True
+        )
+    }
+    assert checks["[tidings] connect server CPU <= 600 us per connection"] == (True, "400 us")
+    ok, detail = checks["[tidings-scaled] connect server CPU"]
+    assert ok is None and detail.startswith("900 us; no target")
