@@ -20,6 +20,7 @@ from tidings.models import Audience, NewNotification
 from tidings.store import PendingCreate
 from tidings.store import engine as engines
 from tidings.store.migrate import upgrade
+from tidings.store.pg_driver import left_usable
 from tidings.store.sql import SqlStore
 
 pytestmark = pytest.mark.postgres
@@ -136,3 +137,25 @@ async def test_a_create_the_database_refuses_rolls_back_and_the_connection_goes_
     assert await pg_store.last_id() == newest  # nothing of it was kept
     stored = await pg_store.insert([fine], now_ms=ids.time_ms())
     assert [o.notification.title for o in stored.outcomes] == ["fine"]
+
+
+async def test_a_connection_goes_back_to_the_pool_only_after_a_refused_statement(
+    postgres_database: str,
+) -> None:
+    db = await asyncpg.connect(postgres_database.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        with pytest.raises(asyncpg.PostgresError) as refused:
+            await db.fetch("SELECT 'x'::int")  # SQLSTATE 22P02, invalid text representation
+        assert left_usable(refused.value, db)
+        with pytest.raises(asyncpg.DataError) as encoded:  # asyncpg's own check, SQLSTATE 22000
+            await db.fetch("SELECT $1::int", 2**40)
+        assert left_usable(encoded.value, db)
+        assert not left_usable(asyncpg.InternalClientError("another operation"), db)
+        assert not left_usable(asyncio.CancelledError(), db)
+        async with db.transaction():
+            with pytest.raises(asyncpg.PostgresError) as in_transaction:
+                await db.fetch("SELECT 'x'::int")
+            assert not left_usable(in_transaction.value, db)  # still in its transaction
+    finally:
+        await db.close()
+    assert not left_usable(refused.value, db)  # closed

@@ -24,10 +24,11 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-import asyncpg
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
+
+from tidings.store.pg_driver import driver_of
 
 T = TypeVar("T")
 Rows = list[tuple[Any, ...]]
@@ -130,29 +131,22 @@ class EngineReads:
 
     The SQL is compiled for SQLAlchemy's asyncpg dialect, whose parameters are asyncpg's
     own (``$1``), so it runs on the driver as it is: SQLAlchemy's cursor and result
-    layers cost more client CPU than the read's round trip. A connection asyncpg finds
-    closed is invalidated, so the pool never hands it out again.
+    layers cost more client CPU than the read's round trip. A connection an error may
+    have broken leaves the pool (:func:`~tidings.store.pg_driver.driver_of`).
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
     async def read(self, work: Callable[[Run], Awaitable[T]]) -> T:
-        async with self._engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            driver: asyncpg.Connection = raw.driver_connection
+        async with self._engine.connect() as conn, driver_of(conn) as driver:
 
             async def run(statement: Compiled, values: Mapping[str, Any]) -> Rows:
                 return [
                     tuple(row) for row in await driver.fetch(statement.sql, *statement.args(values))
                 ]
 
-            try:
-                return await work(run)
-            except BaseException:
-                if driver.is_closed():
-                    await conn.invalidate()
-                raise
+            return await work(run)
 
     def close(self) -> None:
         return None

@@ -21,6 +21,7 @@ import orjson
 from asyncpg.exceptions import (
     IntegrityConstraintViolationError,
     InterfaceError,
+    InternalClientError,
     PostgresError,
 )
 from sqlalchemy import (
@@ -48,6 +49,7 @@ from tidings.store import changes
 from tidings.store import preferences as prefs_sql
 from tidings.store.checkpoints import checkpoint_forever, database_file
 from tidings.store.engine import create_bulk_reader, create_engines
+from tidings.store.pg_driver import driver_of
 from tidings.store.prepared import Compiled, Run, Statements, create_reads
 from tidings.store.rows import (
     CreateOutcome,
@@ -217,19 +219,11 @@ class SqlStore:
 
         Through SQLAlchemy's statement layer each of the transaction's statements cost
         more client CPU than its round trip: py-spy put the create transaction at two
-        fifths of a PostgreSQL server's CPU at 1,000 creates/s. A connection asyncpg
-        finds closed, or one left in a transaction (its ROLLBACK cancelled or failed),
-        is invalidated, so the pool never hands it out again.
+        fifths of a PostgreSQL server's CPU at 1,000 creates/s. A connection an error
+        may have broken leaves the pool (:func:`~tidings.store.pg_driver.driver_of`).
         """
-        async with _translated(), self.writer.connect() as conn:
-            raw = await conn.get_raw_connection()
-            driver: asyncpg.Connection = raw.driver_connection
-            try:
-                return await _write_batch_postgres(driver, batch, now_ms, webhook_rows)
-            except BaseException:
-                if driver.is_closed() or driver.is_in_transaction():
-                    await conn.invalidate()
-                raise
+        async with _translated(), self.writer.connect() as conn, driver_of(conn) as driver:
+            return await _write_batch_postgres(driver, batch, now_ms, webhook_rows)
 
     async def change(
         self, id_value: int, fields: dict[str, Any], *, now_ms: int
@@ -889,7 +883,13 @@ class _translated:
         if _refused_value(exc):
             raise ValidationFailed("the database cannot store a value of this request") from exc
         if isinstance(
-            exc, SQLAlchemyError | sqlite3.Error | OSError | PostgresError | InterfaceError
+            exc,
+            SQLAlchemyError
+            | sqlite3.Error
+            | OSError
+            | PostgresError
+            | InterfaceError
+            | InternalClientError,
         ):
             raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
         return False
@@ -897,10 +897,10 @@ class _translated:
 
 def _refused_value(exc: BaseException | None) -> bool:
     """SQLSTATE class 22, "data exception" (asyncpg's errors reach us as plain DBAPIError,
-    or as themselves from :func:`_write_batch_postgres`), a value asyncpg cannot encode,
-    or a Python int that SQLite cannot hold."""
+    or as themselves from the statements run on asyncpg, which reports an argument it
+    cannot encode as one too), or a Python int that SQLite cannot hold."""
     sqlstate = getattr(getattr(exc, "orig", exc), "sqlstate", None)
-    return isinstance(exc, DataError | OverflowError | asyncpg.DataError) or (
+    return isinstance(exc, DataError | OverflowError) or (
         isinstance(sqlstate, str) and sqlstate.startswith("22")
     )
 
@@ -937,9 +937,7 @@ async def _write_batch_postgres(
 ) -> StoredBatch:
     """One create transaction on an asyncpg connection (see :meth:`SqlStore.insert`).
 
-    BEGIN and the write lock go in one round trip. If it ends halfway, the caller drops
-    the connection (:meth:`SqlStore._insert_postgres`): one still in a transaction is
-    never handed out again.
+    BEGIN and the write lock go in one round trip.
     """
     await db.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
     try:
@@ -952,7 +950,10 @@ async def _write_batch_postgres(
         if webhook_rows is not None and (queued := webhook_rows(outcomes)):
             await _insert_rows(db, _PG_INSERT_WEBHOOK, queued)
         await db.execute("COMMIT")
-    except BaseException:
+    except asyncpg.PostgresError:
+        # The server refused a statement: the transaction is aborted but the protocol
+        # is idle. Anything else (a cancelled task, a lost connection) may have left it
+        # mid-operation; driver_of then drops the connection, transaction and all.
         if not db.is_closed() and db.is_in_transaction():
             await db.execute("ROLLBACK")
         raise
