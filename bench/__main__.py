@@ -111,6 +111,7 @@ def run_fifty(args: argparse.Namespace, seconds_left: float) -> list[tuple[str, 
     so it runs after every other target has stopped and has the machine to itself.
     """
     out = args.out / "fifty.json"
+    budget = max(seconds_left, 300.0)
     command = [
         sys.executable,
         "-m",
@@ -118,13 +119,13 @@ def run_fifty(args: argparse.Namespace, seconds_left: float) -> list[tuple[str, 
         "--out",
         str(out),
         "--budget",
-        str(max(int(seconds_left), 300)),
+        str(int(budget)),
     ]
     if args.tidings_rev:
         command += ["--tidings-rev", args.tidings_rev]
     print("\n50,000 connections (python -m bench.fifty):", flush=True)
     out.unlink(missing_ok=True)
-    subprocess.run(command, check=False, timeout=max(seconds_left, 300) + 120)
+    subprocess.run(command, check=False, timeout=budget + 120)
     if not out.exists():
         return [("50,000 connections scenario completed", False, "bench.fifty wrote no results")]
     run = json.loads(out.read_text())

@@ -42,29 +42,25 @@ def _check_sane(name: str, res: dict[str, Any]) -> None:
     assert res["create"]["rate"] > 0 and res["create"]["errors"] == 0, f"{name}: {res['create']}"
 
 
-def test_bench_smoke_raw_and_tidings(tmp_path: Path) -> None:
-    out = tmp_path / "results"
+def _run(module: str, *argv: str, timeout: float) -> tuple[subprocess.CompletedProcess[str], str]:
+    """``python -m module argv`` from the repository; the process and its output's tail."""
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--smoke",
-            "--targets",
-            "raw,tidings",
-            "--no-install",
-            "--budget",
-            "240",
-            "--out",
-            str(out),
-        ],
+        [sys.executable, "-m", module, *argv],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=420,
+        timeout=timeout,
         check=False,
     )
-    log = f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    return proc, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+
+
+def test_bench_smoke_raw_and_tidings(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    proc, log = _run(
+        "bench", "--smoke", "--targets", "raw,tidings", "--no-install", "--budget", "240",
+        "--out", str(out), timeout=420,
+    )  # fmt: skip
     assert proc.returncode == 0, log
     results = json.loads((out / "latest.json").read_text())["results"]
     for name in ("raw", "tidings"):
@@ -79,17 +75,10 @@ def test_bench_smoke_raw_and_tidings(tmp_path: Path) -> None:
 def test_bench_fifty_smoke(tmp_path: Path) -> None:
     """``python -m bench.fifty`` at a few hundred connections: workers, generators, Redis."""
     out = tmp_path / "fifty.json"
-    argv = ["--connections", "400", "--workers", "2", "--generators", "2", "--rate", "100"]
-    argv += ["--seconds", "2", "--budget", "60", "--out", str(out)]
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.fifty", *argv],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    log = f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    proc, log = _run(
+        "bench.fifty", "--connections", "400", "--workers", "2", "--generators", "2",
+        "--rate", "100", "--seconds", "2", "--budget", "60", "--out", str(out), timeout=240,
+    )  # fmt: skip
     if not out.exists() and "redis-server" in proc.stderr:
         _skip_or_fail(f"bench.fifty needs redis-server: {log}")
     run = json.loads(out.read_text())

@@ -68,8 +68,9 @@ def _ping_after_idle(engine: AsyncEngine, seconds: float) -> None:
     a ping and ROLLBACK, three round trips before every read and every create's
     transaction, measured as a tenth of the server's CPU at 1,000 creates/s. A
     connection in steady use has just proved itself; one that sat idle may have outlived
-    a database restart. One that fails in use anyway is a disconnect SQLAlchemy
-    recognises: it invalidates the pool, and the request fails as unavailable (503).
+    a database restart. One that fails in use anyway fails its request as unavailable
+    (503) and leaves the pool: SQLAlchemy's disconnect handling for its own statements,
+    :func:`~tidings.store.pg_driver.driver_of` for those run on asyncpg.
     """
 
     @event.listens_for(engine.sync_engine, "checkin")

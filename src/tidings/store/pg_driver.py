@@ -7,8 +7,9 @@ statement cut off by a database restart, or by a cancelled task, leaves asyncpg'
 protocol mid-operation, and the next user of that connection would get
 ``InternalClientError: another operation is in progress``. So the rule is here, once:
 after an error, a connection goes back to the pool only when the server refused a
-statement (SQLSTATE class 22 or 23) and the connection is idle again; any other error
-invalidates it, and the pool opens a fresh one when it is next needed.
+statement (SQLSTATE class 22 or 23): its transaction, if any, is rolled back here, and
+once the connection is idle again it is kept. Any other error invalidates it, and the
+pool opens a fresh one when it is next needed.
 """
 
 from __future__ import annotations
@@ -33,14 +34,22 @@ async def driver_of(conn: AsyncConnection) -> AsyncIterator[asyncpg.Connection]:
     try:
         yield driver
     except BaseException as exc:
-        if not left_usable(exc, driver):
-            await conn.invalidate()
+        try:
+            if _refused(exc) and not driver.is_closed() and driver.is_in_transaction():
+                await driver.execute("ROLLBACK")
+        except Exception:  # still in its transaction, or closed: dropped below
+            pass
+        finally:
+            if not left_usable(exc, driver):
+                await conn.invalidate()
         raise
 
 
 def left_usable(exc: BaseException, driver: asyncpg.Connection) -> bool:
     """Whether ``driver`` is idle and sound after ``exc``."""
-    if driver.is_closed() or driver.is_in_transaction():
-        return False
+    return _refused(exc) and not driver.is_closed() and not driver.is_in_transaction()
+
+
+def _refused(exc: BaseException) -> bool:
     sqlstate = getattr(exc, "sqlstate", None)
     return isinstance(exc, asyncpg.PostgresError) and str(sqlstate)[:2] in REFUSED

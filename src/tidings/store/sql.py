@@ -838,33 +838,23 @@ def _first(rows: list[Any]) -> Any:
     return rows[0] if rows else None
 
 
-def _named_insert(table: Any) -> str:
-    columns = [column.name for column in table.columns]
-    names = ", ".join(columns)
-    values = ", ".join(f":{name}" for name in columns)
-    return f"INSERT INTO {table.name} ({names}) VALUES ({values})"
-
-
-def _numbered_insert(table: Any, columns: Sequence[str] = ()) -> tuple[str, tuple[str, ...]]:
-    """PostgreSQL's INSERT for ``columns`` of ``table`` (all by default; $1, $2 ...), and
-    the columns in their order."""
+def _insert(
+    table: Any, columns: Sequence[str] = (), *, numbered: bool
+) -> tuple[str, tuple[str, ...]]:
+    """The INSERT for ``columns`` of ``table`` (all by default) and the columns in order:
+    with named parameters (``:id``, sqlite3) or numbered ones (``$1``, asyncpg)."""
     names = tuple(columns) or tuple(column.name for column in table.columns)
-    values = ", ".join(f"${n}" for n in range(1, len(names) + 1))
-    return f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({values})", names
+    marks = [f"${n}" for n in range(1, len(names) + 1)] if numbered else [f":{n}" for n in names]
+    return f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(marks)})", names
 
 
-_SQLITE_INSERT_NOTIFICATION = _named_insert(notifications)
-_SQLITE_INSERT_TARGET = _named_insert(targets)
 _WEBHOOK_COLUMNS = ("event_id", "url", "type", "body", "created_at", "due_at")
-_SQLITE_INSERT_WEBHOOK = (
-    f"INSERT INTO webhook_deliveries ({', '.join(_WEBHOOK_COLUMNS)}) "
-    f"VALUES ({', '.join(':' + c for c in _WEBHOOK_COLUMNS)})"
-)
-
-
-_PG_INSERT_NOTIFICATION = _numbered_insert(notifications)
-_PG_INSERT_TARGET = _numbered_insert(targets)
-_PG_INSERT_WEBHOOK = _numbered_insert(webhook_deliveries, _WEBHOOK_COLUMNS)
+_SQLITE_INSERT_NOTIFICATION, _ = _insert(notifications, numbered=False)
+_SQLITE_INSERT_TARGET, _ = _insert(targets, numbered=False)
+_SQLITE_INSERT_WEBHOOK, _ = _insert(webhook_deliveries, _WEBHOOK_COLUMNS, numbered=False)
+_PG_INSERT_NOTIFICATION = _insert(notifications, numbered=True)
+_PG_INSERT_TARGET = _insert(targets, numbered=True)
+_PG_INSERT_WEBHOOK = _insert(webhook_deliveries, _WEBHOOK_COLUMNS, numbered=True)
 
 
 class _translated:
@@ -937,26 +927,19 @@ async def _write_batch_postgres(
 ) -> StoredBatch:
     """One create transaction on an asyncpg connection (see :meth:`SqlStore.insert`).
 
-    BEGIN and the write lock go in one round trip.
+    BEGIN and the write lock go in one round trip. On an error the caller's
+    :func:`~tidings.store.pg_driver.driver_of` rolls back or drops the connection.
     """
     await db.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
-    try:
-        # Read after the lock: its own statement, so its snapshot sees every commit before.
-        last = await db.fetchval("SELECT max(revision) FROM notifications") or 0
-        new_ids = ids.next_ids(last, len(batch), now_ms=now_ms)
-        rows, target_rows, outcomes = prepare_all(batch, new_ids)
-        await _insert_rows(db, _PG_INSERT_NOTIFICATION, rows)
-        await _insert_rows(db, _PG_INSERT_TARGET, target_rows)
-        if webhook_rows is not None and (queued := webhook_rows(outcomes)):
-            await _insert_rows(db, _PG_INSERT_WEBHOOK, queued)
-        await db.execute("COMMIT")
-    except asyncpg.PostgresError:
-        # The server refused a statement: the transaction is aborted but the protocol
-        # is idle. Anything else (a cancelled task, a lost connection) may have left it
-        # mid-operation; driver_of then drops the connection, transaction and all.
-        if not db.is_closed() and db.is_in_transaction():
-            await db.execute("ROLLBACK")
-        raise
+    # Read after the lock: its own statement, so its snapshot sees every commit before.
+    last = await db.fetchval("SELECT max(revision) FROM notifications") or 0
+    new_ids = ids.next_ids(last, len(batch), now_ms=now_ms)
+    rows, target_rows, outcomes = prepare_all(batch, new_ids)
+    await _insert_rows(db, _PG_INSERT_NOTIFICATION, rows)
+    await _insert_rows(db, _PG_INSERT_TARGET, target_rows)
+    if webhook_rows is not None and (queued := webhook_rows(outcomes)):
+        await _insert_rows(db, _PG_INSERT_WEBHOOK, queued)
+    await db.execute("COMMIT")
     return StoredBatch(last, outcomes)
 
 
