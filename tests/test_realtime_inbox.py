@@ -321,9 +321,13 @@ async def test_changes_and_snoozes_reach_tabs_on_every_process(two_servers, user
         made = await progress(http, user, 10)
         await progress(http, user, 90)
         for tab in tabs:
-            assert (await tab.next("notification", within=10))["notification"]["id"] == made["id"]
-            update = await tab.next("updated", within=10)
-            assert update["notification"]["data"] == {"percent": 90}
+            given = (await tab.next("notification", within=10))["notification"]
+            assert given["id"] == made["id"]
+            if given["data"] != {"percent": 90}:
+                # Given before the update: the update follows. A process whose feed
+                # reads the log after both commits gives it once, final (see feed.py).
+                update = await tab.next("updated", within=10)
+                assert update["notification"]["data"] == {"percent": 90}
         until = soon(1.0)
         snoozed = await http.post(
             f"/api/v1/me/notifications/{made['id']}/snooze", headers=me(user), json={"until": until}

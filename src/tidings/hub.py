@@ -507,8 +507,9 @@ class Hub:
         if job.topic is not None:
             self._deliver_topic(job, targets)
             return
+        frame, notification_id = job.frame, job.notification_id
         for conn in targets:
-            conn.offer(job.frame, job.notification_id)
+            conn.offer(frame, notification_id)
 
     def _deliver_topic(self, job: _Fanout, targets: list[Connection]) -> None:
         """Filters, replay watermarks and each connection's budget (see coalesce).

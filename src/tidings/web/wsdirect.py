@@ -30,25 +30,43 @@ from tidings.protocol import TokenBucket
 RAW_SEND = "tidings.raw_send"
 """Scope key under which :class:`ExposeRawSend` leaves the server's own ``send``."""
 
-_cache: tuple[bytes, bytes] = (b"", b"\x81\x00")
+
+class LastFrame:
+    """The last text frame built, with its payload.
+
+    A fan-out hands the same payload object to every connection, so every write after
+    the first reuses the frame. The direct transport's writer tests ``payload is
+    LAST_FRAME.payload`` itself rather than calling :func:`text_frame`: a call less per
+    delivery (see docs/DESIGN.md, "A broadcast against the ceiling").
+    """
+
+    __slots__ = ("frame", "payload")
+
+    def __init__(self) -> None:
+        self.payload = b""
+        self.frame = b"\x81\x00"
+
+    def build(self, payload: bytes) -> bytes:
+        """Frame ``payload`` (unmasked, final, text) and remember it."""
+        size = len(payload)
+        if size < 126:
+            header = bytes((0x81, size))
+        elif size < 65_536:
+            header = struct.pack("!BBH", 0x81, 126, size)
+        else:
+            header = struct.pack("!BBQ", 0x81, 127, size)
+        self.payload = payload
+        self.frame = header + payload
+        return self.frame
+
+
+LAST_FRAME = LastFrame()
 
 
 def text_frame(payload: bytes) -> bytes:
     """An unmasked, final WebSocket text frame; the last one built is reused."""
-    global _cache
-    cached_payload, cached_frame = _cache
-    if payload is cached_payload:
-        return cached_frame
-    size = len(payload)
-    if size < 126:
-        header = bytes((0x81, size))
-    elif size < 65_536:
-        header = struct.pack("!BBH", 0x81, 126, size)
-    else:
-        header = struct.pack("!BBQ", 0x81, 127, size)
-    frame = header + payload
-    _cache = (payload, frame)
-    return frame
+    last = LAST_FRAME
+    return last.frame if payload is last.payload else last.build(payload)
 
 
 class ExposeRawSend:

@@ -48,7 +48,7 @@ from tidings import protocol
 from tidings.errors import CloseCode, TidingsError
 from tidings.web.session import Refused, Session, admit, open_session
 from tidings.web.timerwheel import shared_wheel
-from tidings.web.wsdirect import Draining, reset, text_frame
+from tidings.web.wsdirect import LAST_FRAME, Draining, reset, text_frame
 from tidings.web.wsprotocol import BoundedWebSocketProtocol
 
 if TYPE_CHECKING:
@@ -449,14 +449,17 @@ class DirectWebSocketProtocol(Draining, asyncio.Protocol):
         transport = self.transport
         if self._closing_since is not None or transport.is_closing():
             return True  # closing already: the close path reports how it ended
-        if transport.get_write_buffer_size() > self._shared.settings.outbox_bytes:
+        # The buffer's high-water mark is the outbox limit: under it, pause_writing has
+        # not been called (``_over``), so only a paused connection needs measuring.
+        if self._over and transport.get_write_buffer_size() > self._shared.settings.outbox_bytes:
             return False
         if self._greeting:
             self._greeting = False
             assert self.ws is not None
             transport.write(b"".join(self.ws.data_to_send()) + text_frame(payload))
             return True
-        transport.write(text_frame(payload))
+        last = LAST_FRAME  # text_frame, inline: this runs once per delivery
+        transport.write(last.frame if payload is last.payload else last.build(payload))
         return True
 
     def _flush(self) -> None:
