@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, final
 
 import orjson
 
@@ -60,6 +60,7 @@ def retracted(notification_id: str, position: str) -> bytes:
     )
 
 
+@final  # no subclasses: Connection.offer tests ``type(frame) is Change``
 @dataclass(frozen=True, slots=True)
 class Change:
     """A change from the log for one connection, whose frame depends on what it delivered:
