@@ -58,7 +58,7 @@ class Sockets:
 
     def __init__(self) -> None:
         self.transports: list[asyncio.Transport] = []
-        self._clients: list[socket.socket] = []
+        self.clients: list[socket.socket] = []
 
     async def open(self, n: int) -> None:
         loop = asyncio.get_running_loop()
@@ -72,10 +72,10 @@ class Sockets:
                 transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, accepted)
                 transport.set_write_buffer_limits(high=1 << 20)
                 self.transports.append(transport)
-                self._clients.append(client)
+                self.clients.append(client)
 
     def drain(self) -> None:
-        for client in self._clients:
+        for client in self.clients:
             client.setblocking(False)
             try:
                 while client.recv(1 << 16):
@@ -110,10 +110,12 @@ class Fanouts:
         self.conns = direct_connections(transports)
         self.hub = Hub(broker=MemoryBroker(), outbox_size=1000)
         self.round = 0
+        self.last_payload = PAYLOAD
 
     def run(self, path: str) -> None:
         self.round += 1
         payload = PAYLOAD + b" " * (self.round % 7)  # a new object, equal in size
+        self.last_payload = payload
         if path == "ceiling":
             frame = text_frame(payload)
             for transport in self.transports:
