@@ -74,14 +74,19 @@ class Sockets:
                 self.transports.append(transport)
                 self.clients.append(client)
 
-    def drain(self) -> None:
+    def drain(self) -> list[bytes]:
+        """What each client has received since the last drain."""
+        received = []
         for client in self.clients:
             client.setblocking(False)
+            chunks = []
             try:
-                while client.recv(1 << 16):
-                    pass
+                while chunk := client.recv(1 << 16):
+                    chunks.append(chunk)
             except BlockingIOError:
                 pass
+            received.append(b"".join(chunks))
+        return received
 
 
 def direct_connections(transports: list[asyncio.Transport]) -> list[Connection]:

@@ -4,7 +4,6 @@ every socket, and the command prints its table (so it cannot rot)."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,20 +16,6 @@ from tidings.web.wsdirect import text_frame
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def received(clients: list[socket.socket]) -> list[bytes]:
-    got = []
-    for client in clients:
-        client.setblocking(False)
-        chunks = []
-        try:
-            while chunk := client.recv(1 << 16):
-                chunks.append(chunk)
-        except BlockingIOError:
-            pass
-        got.append(b"".join(chunks))
-    return got
-
-
 def test_the_ceiling_and_the_hub_write_the_same_frame_to_every_socket() -> None:
     async def run() -> dict[str, list[bytes]]:
         sockets = Sockets()
@@ -40,7 +25,7 @@ def test_the_ceiling_and_the_hub_write_the_same_frame_to_every_socket() -> None:
         for path in PATHS:
             fanouts.run(path)
             await asyncio.sleep(0.05)
-            frames[path] = received(sockets.clients)
+            frames[path] = sockets.drain()
             frames[path + ":expected"] = [text_frame(fanouts.last_payload)]
         return frames
 

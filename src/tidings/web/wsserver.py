@@ -365,8 +365,8 @@ class DirectWebSocketProtocol(Draining, asyncio.Protocol):
             assert self._fragments is not None  # the library checks continuation order
             self._fragments.append(data)
             if frame.fin:
-                data, self._fragments = b"".join(self._fragments), None
-                self._message(data, text=self._fragments_text)
+                message, self._fragments = b"".join(self._fragments), None
+                self._message(message, text=self._fragments_text)
         elif opcode is Opcode.PING or opcode is Opcode.PONG:
             # The library queued the pong; it goes out with the next flush.
             if self._control is None:
