@@ -216,6 +216,25 @@ async def test_a_huge_body_is_refused_before_parsing(client: httpx.AsyncClient) 
     assert "max_request_bytes" in error["message"]
 
 
+async def test_a_bug_while_creating_is_a_json_500_and_the_next_create_works(
+    app, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = app.state.tidings.service
+    create = service.create
+
+    async def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("a bug, not the client's fault")
+
+    monkeypatch.setattr(service, "create", broken)
+    response = await client.post(
+        "/api/v1/notifications", json={"to": {"all": True}, "title": "x"}, headers=backend_headers()
+    )
+    assert_error(response, 500, "internal")
+    assert "bug" not in response.text
+    monkeypatch.setattr(service, "create", create)
+    await send(client, {"all": True})
+
+
 async def test_unknown_routes_answer_json(client: httpx.AsyncClient) -> None:
     assert_error(await client.get("/api/v1/nope"), 404)
     assert_error(await client.put("/api/v1/notifications"), 405)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from typing import Any
 
@@ -41,6 +42,41 @@ def create_engines(url: str, *, sole_writer: bool = False) -> tuple[AsyncEngine,
     _configure_sqlite(reader, begin="BEGIN")
     _configure_sqlite(writer, begin="BEGIN IMMEDIATE")
     return reader, writer
+
+
+class IdleWriter:
+    """The sole writer's sqlite3 connection while it sits idle in its pool of one.
+
+    A create runs its whole transaction in one synchronous call
+    (:meth:`~tidings.store.sql.SqlStore.insert`). Checking the connection out through
+    SQLAlchemy's async pool and back in (greenlet switches, a shielded task, a reset
+    ROLLBACK) cost more CPU than that transaction: ~100 µs against ~130 µs, measured at
+    one create per transaction. While the connection is checked in, nothing else holds
+    it, and on the event loop's one thread nothing can take it during a synchronous
+    call, so a create may run on it directly. When it is checked out (another write's
+    transaction, or a checkpoint that must keep writes out) :attr:`connection` is None
+    and creates take the pool's way, waiting their turn.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.connection: sqlite3.Connection | None = None
+        pool_events = engine.sync_engine.pool
+
+        @event.listens_for(pool_events, "checkin")
+        def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+            self.connection = _sqlite3_of(record)
+
+        def _taken(*_args: Any) -> None:
+            self.connection = None
+
+        for name in ("checkout", "invalidate", "soft_invalidate", "detach", "close"):
+            event.listen(pool_events, name, _taken)
+
+
+def _sqlite3_of(record: Any) -> sqlite3.Connection | None:
+    """The sqlite3 connection under a pool entry's aiosqlite connection, if it is open."""
+    connection = getattr(record.driver_connection, "_connection", None)
+    return connection if isinstance(connection, sqlite3.Connection) else None
 
 
 def create_bulk_reader(url: str) -> AsyncEngine | None:

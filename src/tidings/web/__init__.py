@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import Response
 from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
+from starlette.types import ASGIApp, Scope
 
 from tidings import __version__, telemetry
 from tidings.app import App
@@ -77,6 +77,19 @@ def _identity(found: os.stat_result) -> tuple[int, int]:
     return found.st_dev, found.st_ino
 
 
+class TidingsAPI(FastAPI):
+    """FastAPI with the create fast path (:mod:`tidings.web.fastpath`) in front of every
+    layer, its own included.
+
+    Starlette puts its error middleware, and FastAPI its telemetry and body-size ones,
+    outside all the middleware an application adds. A create needs none of them: the
+    fast path answers its own errors, a 500 included, and limits the body itself.
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return CreateFastPath(super().build_middleware_stack(), tidings=self.state.tidings)
+
+
 def create_app(settings: Settings | None = None, *, migrate: bool | None = None) -> FastAPI:
     """Build the app. With no settings, read them from the environment (uvicorn factory)."""
     if settings is None:
@@ -99,7 +112,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
             await tidings.stop()
             telemetry.mark_process_dead()
 
-    app = FastAPI(
+    app = TidingsAPI(
         title="tidings",
         version=__version__,
         description=DESCRIPTION,
@@ -114,8 +127,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
     if cross_origin is not None:
         # Browsers on those origins may call the end-user API and open SSE streams.
         app.add_middleware(cors.CrossOrigin, **cross_origin)
-    # Outermost: backends' creates skip every layer they do not need.
-    app.add_middleware(CreateFastPath, tidings=tidings)
     app.include_router(inbox_api.router)  # before api: `archive-read` is not an id
     app.include_router(api.router)
     app.include_router(changes_api.router)

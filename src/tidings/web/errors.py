@@ -137,6 +137,11 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 async def _unexpected(_: Request, exc: Exception) -> Response:
+    return unexpected_error_response(exc)
+
+
+def unexpected_error_response(exc: Exception) -> Response:
+    """Log a bug with its traceback; the client gets a 500 that tells it nothing more."""
     log.exception("unexpected error", exc_info=exc)
     return error_response(500, "internal", "internal error")
 

@@ -5,6 +5,7 @@ Measured on one process, FastAPI's dependency solving and middleware layers cost
 CPU than storing the notification (group-committed), so this middleware answers those
 two routes itself: the same validation models, the same service call, the same error
 bodies. Every other request, and the OpenAPI description of these, stays with FastAPI.
+It sits in front of FastAPI's own layers too (:class:`tidings.web.TidingsAPI`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tidings.web.errors import (
     read_body,
     tidings_error_response,
     too_large_response,
+    unexpected_error_response,
 )
 from tidings.web.event_schemas import EventIn
 from tidings.web.events_create import EVENTS_PATH, create_event
@@ -78,6 +80,10 @@ class CreateFastPath:
         except TidingsError as exc:
             await tidings_error_response(exc)(scope, receive, send)
             count_request("POST", path, exc.status)
+            return
+        except Exception as exc:  # what Starlette's error middleware does for the rest
+            await unexpected_error_response(exc)(scope, receive, send)
+            count_request("POST", path, 500)
             return
         if answer is not None:
             await _respond(send, *answer)

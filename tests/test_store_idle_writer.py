@@ -1,0 +1,91 @@
+"""The sole writer's creates run on its idle connection, and wait while it is held."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event
+
+from tidings import ids
+from tidings.models import Audience, NewNotification, Principal
+from tidings.store.migrate import upgrade
+from tidings.store.rows import PendingCreate
+from tidings.store.sql import SqlStore
+
+NOW = 1_700_000_000_000
+
+
+def _pending(i: int) -> PendingCreate:
+    return PendingCreate(NewNotification(Audience(users=("ada",)), "t", "info", f"n{i}"))
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
+    store = SqlStore(
+        f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
+        max_age_ms=10**12,
+        max_items=10_000,
+        sole_writer=True,
+    )
+    await upgrade(store.writer)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def _count_checkouts(store: SqlStore) -> list[int]:
+    checkouts: list[int] = []
+    event.listen(store.writer.sync_engine.pool, "checkout", lambda *_: checkouts.append(1))
+    return checkouts
+
+
+async def test_creates_on_an_idle_writer_take_no_checkout(store: SqlStore) -> None:
+    checkouts = _count_checkouts(store)
+    for i in range(5):
+        await store.insert([_pending(i)], now_ms=NOW + i)
+    assert checkouts == []
+    assert len(await store.log_after(0, limit=10)) == 5
+
+
+async def test_a_create_waits_while_the_writer_is_held(store: SqlStore) -> None:
+    await store.insert([_pending(0)], now_ms=NOW)  # the writer's connection exists
+    async with store.writer.connect() as held:
+        await held.get_raw_connection()
+        create = asyncio.create_task(store.insert([_pending(1)], now_ms=NOW + 1))
+        await asyncio.sleep(0.05)
+        assert not create.done()  # as a checkpoint that keeps writes out needs
+    stored = await create
+    assert [o.notification.title for o in stored.outcomes] == ["n1"]
+    assert len(await store.log_after(0, limit=10)) == 2
+
+
+async def test_other_writes_hand_the_connection_back_to_creates(store: SqlStore) -> None:
+    stored = await store.insert([_pending(0)], now_ms=NOW)
+    ada = Principal(user="ada")
+    changed = await store.mark_read(
+        ada, [ids.decode(stored.outcomes[0].notification.id)], now_ms=NOW + 1
+    )
+    assert len(changed) == 1
+    checkouts = _count_checkouts(store)
+    await store.insert([_pending(1)], now_ms=NOW + 2)
+    assert checkouts == []
+    assert await store.unread_count(ada, now_ms=NOW + 3) == 1
+
+
+async def test_a_create_that_fails_midway_leaves_nothing_and_the_writer_usable(
+    store: SqlStore,
+) -> None:
+    await store.insert([_pending(0)], now_ms=NOW)
+
+    def failing_webhooks(_outcomes: object) -> list[dict[str, object]]:
+        raise RuntimeError("after the rows, before the commit")
+
+    with pytest.raises(RuntimeError):
+        await store.insert([_pending(1)], now_ms=NOW + 1, webhook_rows=failing_webhooks)
+    await store.insert([_pending(2)], now_ms=NOW + 2)
+    titles = [e.notification.title for e in await store.log_after(0, limit=10)]
+    assert titles == ["n0", "n2"]
