@@ -169,6 +169,19 @@ async def test_a_failing_delivery_does_not_stop_the_log(store: SqlStore) -> None
         await feed.stop()
 
 
+async def test_a_wake_up_without_a_position_reads_past_our_own_queued_batches(
+    store: SqlStore, follow
+) -> None:
+    feed, recorder = await follow()
+    other = await commit(store)  # another process's, its wake-up lost
+    own = await commit(store)
+    feed.committed(own)  # ours, behind `other`: queued until `other` is read
+    later = await commit(store)  # another process's again
+    feed.wake()  # no position: the broker came back, say
+    await feed.catch_up(poll=False)
+    assert recorder.ids == ids_of(other) + ids_of(own) + ids_of(later)
+
+
 async def test_two_processes_interleaving_commits_see_one_order(store: SqlStore, follow) -> None:
     a, seen_by_a = await follow()
     b, seen_by_b = await follow()

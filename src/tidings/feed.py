@@ -72,6 +72,9 @@ class Feed:
         self.reads = 0
         self._local: deque[StoredBatch] = deque()
         self._wanted = 0
+        """The newest position another process announced; 0 once read."""
+        self._look_again = False
+        """A wake-up without a position: read above the cursor, wherever it then is."""
         self._wake = asyncio.Event()
         self._reading = asyncio.Lock()
         self._newest_to_announce = 0
@@ -111,7 +114,8 @@ class Feed:
     def wake(self, newest: bytes | str | None = None) -> None:
         """Another process committed up to ``newest`` (None: look anyway)."""
         if newest is None:
-            self._wanted = max(self._wanted, self.cursor + 1)
+            # Not "above the cursor now": batches of our own may move it on first.
+            self._look_again = True
         else:
             text = newest.decode() if isinstance(newest, bytes) else newest
             value = ids.try_decode(text)
@@ -157,8 +161,9 @@ class Feed:
                 if self._local:  # other processes committed before our next batch
                     await self._read(until=self._local[0].previous)
                     continue
-                if not more and self._wanted <= self.cursor:
+                if not more and not self._look_again and self._wanted <= self.cursor:
                     return
+                self._look_again = False
                 more = await self._read() >= READ_BATCH
                 if not more:
                     self._wanted = 0

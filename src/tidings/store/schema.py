@@ -15,6 +15,8 @@ deleted) or given up (kept, ``status = 'failed'``, for operators).
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -26,16 +28,26 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    UniqueConstraint,
     false,
+    text,
 )
 
 metadata = MetaData()
 
+
+def _where_set(column: str) -> dict[str, Any]:
+    """A partial index's predicate: only rows where ``column`` is set."""
+    where = text(f'"{column}" IS NOT NULL')
+    return {"sqlite_where": where, "postgresql_where": where}
+
+
 notifications = Table(
     "notifications",
     metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    # INTEGER PRIMARY KEY on SQLite: the rowid itself, no separate index (0005).
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    ),
     Column("type", String(100), nullable=False),
     Column("level", String(16), nullable=False),
     Column("title", Text, nullable=False),
@@ -61,10 +73,17 @@ notifications = Table(
     Column("retracted_at", BigInteger),
     Column("updated_at", BigInteger),
     Column("key", String(255)),
-    UniqueConstraint("api_key", "idempotency_key", name="uq_notifications_idempotency"),
-    Index("ix_notifications_expires_at", "expires_at"),
+    # Partial (0005): most rows have none of these, and an index entry is a page written.
+    Index(
+        "uq_notifications_idempotency",
+        "api_key",
+        "idempotency_key",
+        unique=True,
+        **_where_set("idempotency_key"),
+    ),
+    Index("ix_notifications_expires_at", "expires_at", **_where_set("expires_at")),
     Index("ix_notifications_revision", "revision", unique=True),
-    Index("ix_notifications_key", "key"),
+    Index("ix_notifications_key", "key", **_where_set("key")),
 )
 
 targets = Table(
@@ -75,6 +94,7 @@ targets = Table(
     Column("expires_at", BigInteger),
     PrimaryKeyConstraint("audience", "notification_id", name="pk_targets"),
     Index("ix_targets_notification_id", "notification_id"),
+    sqlite_with_rowid=False,  # the primary key is the table (0005)
 )
 
 receipts = Table(
