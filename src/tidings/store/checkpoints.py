@@ -48,9 +48,9 @@ INTERVAL = 0.1
 START_OVER_PAGES = 4_000
 """Log size (4 KiB pages, 16 MiB) at which step 2 runs even though creates go on: about
 every 0.9 s at 1,000 creates/s (4.5 pages each since migration 0005). Letting the log
-grow to 128 MiB instead made the targeted p99 worse, not better (17-27 ms against 7-15 ms, same runs):
-appending to a growing file, and reads searching a larger log index, cost more than
-the holds saved."""
+grow to 128 MiB instead made the targeted p99 worse, not better (17-27 ms against
+7-15 ms, same runs): appending to a growing file, and reads searching a larger log
+index, cost more than the holds saved."""
 
 
 def database_file(url: str) -> str | None:

@@ -199,13 +199,13 @@ class SqlStore:
         """The same rows, the whole transaction in one call on the sqlite3 connection.
 
         The call runs where the connection runs: inline on the loop when this process
-        writes the file alone (``sole_writer``), then on the idle connection itself
-        without a checkout (:class:`~tidings.store.engine.IdleWriter`); else on
-        aiosqlite's thread. Measured
-        with one notification per transaction, SQLAlchemy's per-statement work was three
-        quarters of the insert's CPU; and with several processes on one file, a
-        statement per thread hop held the write lock across as many turns of a busy
-        event loop, while the other processes slept in SQLite's busy handler.
+        writes the file alone (``sole_writer``), and then, while the connection is idle,
+        without checking it out (:class:`~tidings.store.engine.IdleWriter`); else on
+        aiosqlite's thread. Measured with one notification per transaction,
+        SQLAlchemy's per-statement work was three quarters of the insert's CPU; and with
+        several processes on one file, a statement per thread hop held the write lock
+        across as many turns of a busy event loop, while the other processes slept in
+        SQLite's busy handler.
         """
         idle = self._idle_writer.connection if self._idle_writer is not None else None
         if idle is not None:
