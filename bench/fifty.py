@@ -321,6 +321,7 @@ async def _targeted(
     accepted: dict[int, tuple[str, float]] = {}
     errors: Counter[str] = Counter()
     tasks: set[asyncio.Task[None]] = set()
+    post_ms: list[float] = []
 
     async def publish(seq: int, user: str, ts: float) -> None:
         body = note_body({"users": [user]}, {"ts": ts, "seq": seq, "k": "t"})
@@ -329,6 +330,7 @@ async def _targeted(
         except Exception as exc:
             errors[type(exc).__name__] += 1
             return
+        post_ms.append((time.perf_counter() - ts) * 1000)
         if status == 201:
             accepted[seq] = (user, ts)
         else:
@@ -353,6 +355,7 @@ async def _targeted(
         "accepted_map": accepted,
         "errors": dict(errors),
         "achieved_rate": len(accepted) / send_seconds,
+        "post_ms": summary(post_ms),
     }
 
 
@@ -398,7 +401,8 @@ def _score(
         f"targeted: {t['delivered']:,}/{t['accepted']:,} delivered, lost {t['lost']}, "
         f"p50 {lat['p50']:.1f} p99 {lat['p99']:.1f} max {lat['max']:.1f} ms; broadcast "
         f"{len(hits_b):,}/{n_open:,} in {result['broadcast']['last_ms']:,.0f} ms; p99 by second "
-        f"{t['p99_by_second']}",
+        f"{t['p99_by_second']}; the POST's own answer p50 {t['post_ms']['p50']:.1f} "
+        f"p99 {t['post_ms']['p99']:.1f} ms",
         flush=True,
     )
 
