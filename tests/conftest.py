@@ -70,6 +70,17 @@ def postgres_database() -> Iterator[str]:
     asyncio.run(_drop_database(url))
 
 
+@pytest.fixture
+async def fresh_postgres_database() -> AsyncIterator[str]:
+    """A PostgreSQL database of this test's own, empty (no migration run), dropped after."""
+    try:
+        url = await _create_database()
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        require_service("PostgreSQL", f"{POSTGRES_URL}: {exc}")
+    yield url
+    await _drop_database(url)
+
+
 async def truncate(store: SqlStore) -> None:
     from tidings.store.schema import metadata
 

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from alembic import command
 from alembic.config import Config
-from conftest import _create_database, _drop_database, require_service
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -34,16 +31,10 @@ def _to(revision: str) -> object:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path}/old.db"
-        return
-    try:
-        url = await _create_database()
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        require_service("PostgreSQL", str(exc))
-    yield url
-    await _drop_database(url)
+        return f"sqlite+aiosqlite:///{tmp_path}/old.db"
+    return request.getfixturevalue("fresh_postgres_database")
 
 
 async def test_0005_keeps_every_row_and_the_rules_its_indexes_enforce(empty_database: str) -> None:
