@@ -59,9 +59,7 @@ async def _drop_database(url: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session, dropped at the end."""
+def _throwaway_database() -> Iterator[str]:
     try:
         url = asyncio.run(_create_database())
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
@@ -70,15 +68,16 @@ def postgres_database() -> Iterator[str]:
     asyncio.run(_drop_database(url))
 
 
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    yield from _throwaway_database()
+
+
 @pytest.fixture
-async def fresh_postgres_database() -> AsyncIterator[str]:
+def fresh_postgres_database() -> Iterator[str]:
     """A PostgreSQL database of this test's own, empty (no migration run), dropped after."""
-    try:
-        url = await _create_database()
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        require_service("PostgreSQL", f"{POSTGRES_URL}: {exc}")
-    yield url
-    await _drop_database(url)
+    yield from _throwaway_database()
 
 
 async def truncate(store: SqlStore) -> None:
