@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from types import SimpleNamespace
 
 import orjson
 import pytest
 
 from tidings import frames, ids
+from tidings import hub as hub_module
 from tidings.broker.memory import MemoryBroker
 from tidings.coalesce import TopicState
 from tidings.connection import Connection, ConnectionClosed
@@ -246,19 +249,40 @@ async def test_a_busy_topic_goes_out_in_batches_and_a_glob_gets_each_message_onc
     assert [(m["type"], m["data"]["n"]) for m in each] == [("message", n) for n in range(8)]
 
 
+class SteppedClock:
+    """``perf_counter`` for the hub: 1 ms later at each reading while ``ticking``, so a
+    fan-out of microseconds takes a known time however fast or busy the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.ticking = True
+
+    def perf_counter(self) -> float:
+        reading = self.now
+        if self.ticking:
+            self.now += 0.001
+        return reading
+
+
 async def test_a_quiet_topic_sends_at_once_and_a_busy_one_gathers_while_it_rests(
-    hub: Hub,
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    clock = SteppedClock()
+    hub_time = SimpleNamespace(perf_counter=clock.perf_counter, time=time.time)
+    monkeypatch.setattr(hub_module, "time", hub_time)
     conn = await live(hub, BOB)
     conn.rooms = TopicState()
     conn.rooms.batches = True
     await hub.subscribe(conn, "logs", None)
     hub.dispatch("t:logs", frames.message("logs", {"n": 0}))
     assert len(drain(conn)) == 1  # no timer: out before anything is awaited
+    # The fan-out read the clock twice, 1 ms apart: the topic rests 1 ms after it ended.
+    clock.ticking = False
+    clock.now -= 0.0005  # half of that rest is left
     for n in (1, 2, 3):  # right after a fan-out, the topic rests: gathered
         hub.dispatch("t:logs", frames.message("logs", {"n": n}))
     assert drain(conn) == []
-    await asyncio.sleep(0.01)  # the rest is 3x the fan-out's time (TOPIC_SHARE 1/4)
+    await asyncio.sleep(0.01)  # the rest ends (0.5 ms on the loop's clock)
     sent = drain(conn)
     assert [orjson.loads(f)["type"] for f in sent] == ["batch"]
     assert [m["data"]["n"] for m in unbatched(sent)] == [1, 2, 3]
