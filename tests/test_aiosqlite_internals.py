@@ -2,7 +2,9 @@
 
 ``InlineConnection`` subclasses ``aiosqlite.Connection``, and the create transaction and
 the writer-held checkpoint run a function on the writer's own sqlite3 connection through
-``Connection._execute`` and ``Connection._conn``. None of that is public API; the version
+``Connection._execute`` and ``Connection._conn``. When processes share the file, creates
+run on that sqlite3 connection from the event loop's thread while it is idle
+(``store.engine.IdleWriter``): aiosqlite must pass ``check_same_thread`` on. None of that is public API; the version
 range in pyproject.toml is the one checked here. A release that renames or reshapes any
 of it fails this test rather than sending writes to the wrong thread or connection.
 """
@@ -42,6 +44,17 @@ async def test_execute_runs_on_the_connections_thread_with_its_sqlite3_connectio
         thread, raw = await conn._execute(lambda: (threading.get_ident(), conn._conn))
     assert thread != threading.get_ident()
     assert isinstance(raw, sqlite3.Connection)
+
+
+async def test_connect_arguments_reach_sqlite3_so_the_loop_may_use_an_idle_connection(
+    tmp_path: Path,
+) -> None:
+    async with aiosqlite.connect(tmp_path / "t.db", check_same_thread=False) as conn:
+        await conn.execute("create table t (x)")
+        await conn.commit()
+        conn._conn.execute("insert into t values (1)")  # from this thread, not aiosqlite's
+        cursor = await conn.execute("select count(*) from t")
+        assert await cursor.fetchone() == (1,)
 
 
 async def test_an_inline_connection_runs_calls_on_the_loop_and_closes_its_file(

@@ -1,9 +1,16 @@
-"""The sole writer's creates run on its idle connection, and wait while it is held."""
+"""Creates run on the writer's idle connection, and wait while it is held.
+
+With other processes on the file, they never wait on the event loop: when another
+process holds the write lock, they wait on aiosqlite's thread instead.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,13 +29,13 @@ def _pending(i: int) -> PendingCreate:
     return PendingCreate(NewNotification(Audience(users=("ada",)), "t", "info", f"n{i}"))
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
+@pytest.fixture(params=[True, False], ids=["sole-writer", "shared-file"])
+async def store(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[SqlStore]:
     store = SqlStore(
         f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
         max_age_ms=10**12,
         max_items=10_000,
-        sole_writer=True,
+        sole_writer=request.param,
     )
     await upgrade(store.writer)
     try:
@@ -89,3 +96,63 @@ async def test_a_create_that_fails_midway_leaves_nothing_and_the_writer_usable(
     await store.insert([_pending(2)], now_ms=NOW + 2)
     titles = [e.notification.title for e in await store.log_after(0, limit=10)]
     assert titles == ["n0", "n2"]
+
+
+@contextmanager
+def _another_process_writing(store: SqlStore) -> Iterator[sqlite3.Connection]:
+    """Hold the file's write lock from a connection of our own, as another worker does."""
+    other = sqlite3.connect(store.writer.url.database or "", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield other
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+@pytest.fixture
+async def shared(tmp_path: Path) -> AsyncIterator[SqlStore]:
+    store = SqlStore(
+        f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", max_age_ms=10**12, max_items=10_000
+    )
+    await upgrade(store.writer)
+    await store.insert([_pending(0)], now_ms=NOW)  # the writer's connection exists
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def test_on_a_shared_file_a_create_waits_for_another_process_off_the_loop(
+    shared: SqlStore,
+) -> None:
+    with _another_process_writing(shared):
+        create = asyncio.create_task(shared.insert([_pending(1)], now_ms=NOW + 1))
+        ticks = 0
+        started = time.perf_counter()
+        while time.perf_counter() - started < 0.2:
+            await asyncio.sleep(0.005)
+            ticks += 1
+        assert not create.done()
+        assert ticks >= 20  # the loop went on while the create waited for the lock
+    stored = await create
+    assert [o.notification.title for o in stored.outcomes] == ["n1"]
+    assert shared._idle_writer is not None and shared._idle_writer.busy == 1
+    titles = [e.notification.title for e in await shared.log_after(0, limit=10)]
+    assert titles == ["n0", "n1"]
+
+
+async def test_on_a_shared_file_the_writer_keeps_waiting_for_locks_off_the_loop(
+    shared: SqlStore,
+) -> None:
+    with _another_process_writing(shared):
+        create = asyncio.create_task(shared.insert([_pending(1)], now_ms=NOW + 1))
+        await asyncio.sleep(0.05)
+    await create
+    assert shared._idle_writer is not None
+    db = shared._idle_writer.connection
+    assert db is not None
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
+    checkouts = _count_checkouts(shared)
+    await shared.insert([_pending(2)], now_ms=NOW + 2)  # the lock is free: no wait, no hop
+    assert checkouts == []

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
@@ -19,10 +20,12 @@ def create_engines(url: str, *, sole_writer: bool = False) -> tuple[AsyncEngine,
 
     SQLite reads run inline on the event loop (see :mod:`tidings.store.inline_sqlite`);
     so do writes when this process is the database's ``sole_writer``, for then nothing
-    can make the write lock wait. SQLite allows one writer: the writer engine has one
-    connection and opens its transactions with ``BEGIN IMMEDIATE`` so the write lock is
-    taken before the id counter is read, never upgraded halfway (which could fail with
-    SQLITE_BUSY). No connection checkpoints the log on commit: see
+    can make the write lock wait. Otherwise writes run on aiosqlite's thread, where they
+    may wait for another process's lock; its sqlite3 connection may still be used from
+    the loop's thread while idle (:class:`IdleWriter`). SQLite allows one writer: the
+    writer engine has one connection and opens its transactions with ``BEGIN IMMEDIATE``
+    so the write lock is taken before the id counter is read, never upgraded halfway
+    (which could fail with SQLITE_BUSY). No connection checkpoints the log on commit: see
     :mod:`tidings.store.checkpoints`.
     """
     if not url.startswith("sqlite"):
@@ -37,15 +40,27 @@ def create_engines(url: str, *, sole_writer: bool = False) -> tuple[AsyncEngine,
     reader = create_async_engine(
         url, pool_size=4, max_overflow=4, async_creator=inline_connector(url)
     )
-    writer_options: dict[str, Any] = {"async_creator": inline_connector(url)} if sole_writer else {}
+    writer_options: dict[str, Any] = (
+        {"async_creator": inline_connector(url)}
+        if sole_writer
+        else {"connect_args": {"check_same_thread": False}}
+    )
     writer = create_async_engine(url, pool_size=1, max_overflow=0, **writer_options)
     _configure_sqlite(reader, begin="BEGIN")
     _configure_sqlite(writer, begin="BEGIN IMMEDIATE")
     return reader, writer
 
 
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS = 10_000
+"""How long a statement off the loop waits for another connection's lock."""
+NO_WAIT = "PRAGMA busy_timeout=0"
+WAIT = f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}"
+
+
 class IdleWriter:
-    """The sole writer's sqlite3 connection while it sits idle in its pool of one.
+    """The writer's sqlite3 connection while it sits idle in its pool of one.
 
     A create runs its whole transaction in one synchronous call
     (:meth:`~tidings.store.sql.SqlStore.insert`). Checking the connection out through
@@ -56,10 +71,21 @@ class IdleWriter:
     call, so a create may run on it directly. When it is checked out (another write's
     transaction, or a checkpoint that must keep writes out) :attr:`connection` is None
     and creates take the pool's way, waiting their turn.
+
+    When other processes share the file (``shared``), the connection belongs to
+    aiosqlite's thread, where writes may wait for their lock. On the loop it must never
+    wait: :meth:`run` turns SQLite's busy timeout off for the call, and returns None
+    when another process holds the lock, for the caller to wait on the thread. Waiting
+    there for every create instead cost each one a thread hop and a turn of the GIL
+    behind the busy loop: at 50,000 connections on three workers, that was nearly all
+    of a create's latency.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, shared: bool) -> None:
         self.connection: sqlite3.Connection | None = None
+        self.shared = shared
+        self.busy = 0
+        """Calls that found the write lock held by another process."""
         pool_events = engine.sync_engine.pool
 
         @event.listens_for(pool_events, "checkin")
@@ -71,6 +97,25 @@ class IdleWriter:
 
         for name in ("checkout", "invalidate", "soft_invalidate", "detach", "close"):
             event.listen(pool_events, name, _taken)
+
+    def run(self, write: Callable[[sqlite3.Connection], T]) -> T | None:
+        """``write`` on the idle connection, now; None if it is not idle, or if another
+        process holds the write lock (``write`` must then have rolled back)."""
+        db = self.connection
+        if db is None:
+            return None
+        if not self.shared:
+            return write(db)
+        db.execute(NO_WAIT)
+        try:
+            return write(db)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                raise
+            self.busy += 1
+            return None
+        finally:
+            db.execute(WAIT)
 
 
 def _sqlite3_of(record: Any) -> sqlite3.Connection | None:
@@ -133,7 +178,7 @@ def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute(NO_AUTOCHECKPOINT)
         cursor.execute(LOG_SIZE_LIMIT)
         cursor.close()

@@ -101,8 +101,9 @@ class SqlStore:
         self.max_age_ms = max_age_ms
         self.max_items = max_items
         self.is_postgres = self.writer.dialect.name == "postgresql"
-        self._sole_writer = sole_writer and not self.is_postgres
-        self._idle_writer = IdleWriter(self.writer) if self._sole_writer else None
+        self._idle_writer = (
+            None if self.is_postgres else IdleWriter(self.writer, shared=not sole_writer)
+        )
         self._reads = create_reads(url, self.reader)
         self._statements = Statements(self.reader.dialect)
         self._tasks = BackgroundTasks()
@@ -198,26 +199,30 @@ class SqlStore:
     ) -> StoredBatch:
         """The same rows, the whole transaction in one call on the sqlite3 connection.
 
-        The call runs where the connection runs: inline on the loop when this process
-        writes the file alone (``sole_writer``), and then, while the connection is idle,
-        without checking it out (:class:`~tidings.store.engine.IdleWriter`); else on
-        aiosqlite's thread. Measured with one notification per transaction,
+        While the writer's connection is idle, the call runs on the loop without checking
+        it out (:class:`~tidings.store.engine.IdleWriter`), unless another process that
+        shares the file holds its write lock. Else it waits its turn where the connection
+        runs: inline when this process writes the file alone (``sole_writer``), on
+        aiosqlite's thread otherwise. Measured with one notification per transaction,
         SQLAlchemy's per-statement work was three quarters of the insert's CPU; and with
         several processes on one file, a statement per thread hop held the write lock
         across as many turns of a busy event loop, while the other processes slept in
         SQLite's busy handler.
         """
-        idle = self._idle_writer.connection if self._idle_writer is not None else None
-        if idle is not None:
+        if self._idle_writer is not None:
             with _translated():
-                return _write_batch(idle, batch, now_ms, webhook_rows)
+                stored = self._idle_writer.run(
+                    lambda db: _write_batch(db, batch, now_ms, webhook_rows)
+                )
+            if stored is not None:
+                return stored
         async with _translated(), self.writer.connect() as conn:
             raw = await conn.get_raw_connection()
             driver: aiosqlite.Connection = raw.driver_connection  # type: ignore[assignment]
-            stored: StoredBatch = await driver._execute(
+            waited: StoredBatch = await driver._execute(
                 _write_batch, driver._conn, batch, now_ms, webhook_rows
             )
-            return stored
+            return waited
 
     async def _insert_postgres(
         self, batch: Sequence[PendingCreate], now_ms: int, webhook_rows: WebhookRows | None
