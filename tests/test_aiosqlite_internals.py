@@ -4,9 +4,10 @@
 the writer-held checkpoint run a function on the writer's own sqlite3 connection through
 ``Connection._execute`` and ``Connection._conn``. When processes share the file, creates
 run on that sqlite3 connection from the event loop's thread while it is idle
-(``store.engine.IdleWriter``): aiosqlite must pass ``check_same_thread`` on. None of that is public API; the version
-range in pyproject.toml is the one checked here. A release that renames or reshapes any
-of it fails this test rather than sending writes to the wrong thread or connection.
+(``store.engine.IdleWriter``): aiosqlite must pass ``check_same_thread`` on. None of
+that is public API; the version range in pyproject.toml is the one checked here. A
+release that renames or reshapes any of it fails this test rather than sending writes
+to the wrong thread or connection.
 """
 
 from __future__ import annotations

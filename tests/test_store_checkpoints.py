@@ -111,6 +111,58 @@ async def test_the_log_starts_over_once_creates_pause(tmp_path: Path, monkeypatc
         await store.close()
 
 
+def _log_salts(path: Path) -> bytes:
+    """The log header's salts: a write that starts the log over changes them."""
+    return Path(f"{path}-wal").read_bytes()[16:24]
+
+
+async def _pause(rounds: list[int]) -> None:
+    """Wait until checkpoint rounds stop: the log is settled."""
+    for _ in range(25):
+        seen = len(rounds)
+        await asyncio.sleep(0.2)
+        if len(rounds) == seen:
+            return
+    raise AssertionError("checkpoint rounds went on through a pause")
+
+
+async def test_a_sole_writer_starts_the_log_over_in_a_pause_so_the_next_create_appends(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(checkpoints, "INTERVAL", 0.02)
+    rounds: list[int] = []
+    copy = checkpoints.catch_up
+
+    def counted(path: str) -> tuple[int, int, int]:
+        rounds.append(1)
+        return copy(path)
+
+    monkeypatch.setattr(checkpoints, "catch_up", counted)
+    for sole_writer in (True, False):
+        path = tmp_path / f"{sole_writer}.db"
+        store = SqlStore(
+            f"sqlite+aiosqlite:///{path}",
+            max_age_ms=10**12,
+            max_items=10_000,
+            sole_writer=sole_writer,
+        )
+        await _migrated(store)
+        store.start()
+        try:
+            await _write(store, 100)
+            await _pause(rounds)
+            salts = _log_salts(path)
+            await _write(store, 1)
+            if sole_writer:  # started over in the pause, off the loop: the create appended
+                assert _log_salts(path) == salts
+            else:  # other processes may share the file: the create starts it over itself
+                assert _log_salts(path) != salts
+            await _pause(rounds)  # and neither keeps writing while nothing happens
+            assert len(await store.log_after(0, limit=200)) == 101
+        finally:
+            await store.close()
+
+
 async def test_holding_the_writer_for_one_checkpoint_starts_the_log_over(
     tmp_path: Path,
 ) -> None:

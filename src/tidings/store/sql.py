@@ -101,6 +101,7 @@ class SqlStore:
         self.max_age_ms = max_age_ms
         self.max_items = max_items
         self.is_postgres = self.writer.dialect.name == "postgresql"
+        self._sole_writer = sole_writer
         self._idle_writer = (
             None if self.is_postgres else IdleWriter(self.writer, shared=not sole_writer)
         )
@@ -114,7 +115,7 @@ class SqlStore:
         database = database_file(self.url)
         if database is not None and not self._tasks:
             self._tasks.start(
-                checkpoint_forever(database, self.writer),
+                checkpoint_forever(database, self.writer, sole_writer=self._sole_writer),
                 name="tidings-sqlite-checkpoints",
             )
 
