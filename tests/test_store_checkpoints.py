@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+
+import pytest
 
 from tidings.models import Audience, NewNotification
 from tidings.store import checkpoints
@@ -37,6 +41,46 @@ def _log_pages(path: Path) -> int:
         db.close()
 
 
+@asynccontextmanager
+async def _running_store(path: Path, *, sole_writer: bool) -> AsyncIterator[SqlStore]:
+    """A migrated store on ``path`` with its checkpoints running."""
+    store = SqlStore(
+        f"sqlite+aiosqlite:///{path}",
+        max_age_ms=10**12,
+        max_items=10_000,
+        sole_writer=sole_writer,
+    )
+    await _migrated(store)
+    store.start()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def _counted_rounds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per step-1 round from now on."""
+    rounds: list[int] = []
+    copy = checkpoints.catch_up
+
+    def counted(path: str) -> tuple[int, int, int]:
+        rounds.append(1)
+        return copy(path)
+
+    monkeypatch.setattr(checkpoints, "catch_up", counted)
+    return rounds
+
+
+async def _pause(rounds: list[int]) -> None:
+    """Wait until checkpoint rounds stop: the log is settled."""
+    for _ in range(25):
+        seen = len(rounds)
+        await asyncio.sleep(0.2)
+        if len(rounds) == seen:
+            return
+    raise AssertionError("checkpoint rounds went on through a pause")
+
+
 async def _write(store: SqlStore, n: int) -> None:
     for i in range(n):
         await store.insert([_pending(i)], now_ms=1_700_000_000_000 + i)
@@ -63,52 +107,25 @@ async def test_the_log_starts_over_under_a_steady_load(tmp_path: Path, monkeypat
     monkeypatch.setattr(checkpoints, "START_OVER_PAGES", 200)
     for sole_writer in (True, False):  # writer inline on the loop, or on aiosqlite's thread
         path = tmp_path / f"{sole_writer}.db"
-        store = SqlStore(
-            f"sqlite+aiosqlite:///{path}",
-            max_age_ms=10**12,
-            max_items=10_000,
-            sole_writer=sole_writer,
-        )
-        await _migrated(store)
-        store.start()
-        try:
+        async with _running_store(path, sole_writer=sole_writer) as store:
             await _write(store, WRITES)
             assert _log_pages(path) < 2 * 200
             assert len(await store.log_after(0, limit=WRITES + 1)) == WRITES
-        finally:
-            await store.close()
 
 
 async def test_the_log_starts_over_once_creates_pause(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(checkpoints, "INTERVAL", 0.02)
     monkeypatch.setattr(checkpoints, "START_OVER_PAGES", 10**9)
-    rounds: list[int] = []
-    copy = checkpoints.catch_up
-
-    def counted(path: str) -> tuple[int, int, int]:
-        rounds.append(1)
-        return copy(path)
-
-    monkeypatch.setattr(checkpoints, "catch_up", counted)
+    rounds = _counted_rounds(monkeypatch)
     path = tmp_path / "x.db"
-    store = SqlStore(
-        f"sqlite+aiosqlite:///{path}", max_age_ms=10**12, max_items=10_000, sole_writer=True
-    )
-    await _migrated(store)
-    store.start()
-    try:
+    async with _running_store(path, sole_writer=True) as store:
         await _write(store, 200)
-        for _ in range(25):  # a pause: step 1 copies it all, then stops
-            idle_rounds = len(rounds)
-            await asyncio.sleep(0.2)
-            if len(rounds) == idle_rounds:
-                break
+        await _pause(rounds)  # step 1 copies it all, then stops
+        idle_rounds = len(rounds)
         await asyncio.sleep(0.3)
         assert len(rounds) == idle_rounds  # nothing changed: no checkpoint work
         await _write(store, 1)
-        assert _log_pages(path) < 20  # the next write started it over
-    finally:
-        await store.close()
+        assert _log_pages(path) < 20  # started over
 
 
 def _log_salts(path: Path) -> bytes:
@@ -116,39 +133,14 @@ def _log_salts(path: Path) -> bytes:
     return Path(f"{path}-wal").read_bytes()[16:24]
 
 
-async def _pause(rounds: list[int]) -> None:
-    """Wait until checkpoint rounds stop: the log is settled."""
-    for _ in range(25):
-        seen = len(rounds)
-        await asyncio.sleep(0.2)
-        if len(rounds) == seen:
-            return
-    raise AssertionError("checkpoint rounds went on through a pause")
-
-
 async def test_a_sole_writer_starts_the_log_over_in_a_pause_so_the_next_create_appends(
     tmp_path: Path, monkeypatch
 ) -> None:
     monkeypatch.setattr(checkpoints, "INTERVAL", 0.02)
-    rounds: list[int] = []
-    copy = checkpoints.catch_up
-
-    def counted(path: str) -> tuple[int, int, int]:
-        rounds.append(1)
-        return copy(path)
-
-    monkeypatch.setattr(checkpoints, "catch_up", counted)
+    rounds = _counted_rounds(monkeypatch)
     for sole_writer in (True, False):
         path = tmp_path / f"{sole_writer}.db"
-        store = SqlStore(
-            f"sqlite+aiosqlite:///{path}",
-            max_age_ms=10**12,
-            max_items=10_000,
-            sole_writer=sole_writer,
-        )
-        await _migrated(store)
-        store.start()
-        try:
+        async with _running_store(path, sole_writer=sole_writer) as store:
             await _write(store, 100)
             await _pause(rounds)
             salts = _log_salts(path)
@@ -159,8 +151,6 @@ async def test_a_sole_writer_starts_the_log_over_in_a_pause_so_the_next_create_a
                 assert _log_salts(path) != salts
             await _pause(rounds)  # and neither keeps writing while nothing happens
             assert len(await store.log_after(0, limit=200)) == 101
-        finally:
-            await store.close()
 
 
 async def test_holding_the_writer_for_one_checkpoint_starts_the_log_over(
