@@ -14,6 +14,7 @@ import pytest
 from tidings.models import Audience, NewNotification
 from tidings.store import checkpoints
 from tidings.store.checkpoints import catch_up, database_file, start_over
+from tidings.store.migrate import upgrade
 from tidings.store.rows import PendingCreate
 from tidings.store.sql import SqlStore
 
@@ -42,16 +43,19 @@ def _log_pages(path: Path) -> int:
 
 
 @asynccontextmanager
-async def _running_store(path: Path, *, sole_writer: bool) -> AsyncIterator[SqlStore]:
-    """A migrated store on ``path`` with its checkpoints running."""
+async def _migrated_store(
+    path: Path, *, sole_writer: bool = True, checkpointing: bool = True
+) -> AsyncIterator[SqlStore]:
+    """A migrated store on ``path``, its checkpoints running unless told otherwise."""
     store = SqlStore(
         f"sqlite+aiosqlite:///{path}",
         max_age_ms=10**12,
         max_items=10_000,
         sole_writer=sole_writer,
     )
-    await _migrated(store)
-    store.start()
+    await upgrade(store.writer)
+    if checkpointing:
+        store.start()
     try:
         yield store
     finally:
@@ -88,18 +92,9 @@ async def _write(store: SqlStore, n: int) -> None:
 
 
 async def test_commits_leave_checkpoints_to_the_store(tmp_path: Path) -> None:
-    store = SqlStore(
-        f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
-        max_age_ms=10**12,
-        max_items=10_000,
-        sole_writer=True,
-    )
-    await _migrated(store)
-    try:
+    async with _migrated_store(tmp_path / "x.db", checkpointing=False) as store:
         await _write(store, WRITES)
         assert _log_pages(tmp_path / "x.db") > 5 * WRITES  # nobody checkpointed
-    finally:
-        await store.close()
 
 
 async def test_the_log_starts_over_under_a_steady_load(tmp_path: Path, monkeypatch) -> None:
@@ -107,7 +102,7 @@ async def test_the_log_starts_over_under_a_steady_load(tmp_path: Path, monkeypat
     monkeypatch.setattr(checkpoints, "START_OVER_PAGES", 200)
     for sole_writer in (True, False):  # writer inline on the loop, or on aiosqlite's thread
         path = tmp_path / f"{sole_writer}.db"
-        async with _running_store(path, sole_writer=sole_writer) as store:
+        async with _migrated_store(path, sole_writer=sole_writer) as store:
             await _write(store, WRITES)
             assert _log_pages(path) < 2 * 200
             assert len(await store.log_after(0, limit=WRITES + 1)) == WRITES
@@ -118,7 +113,7 @@ async def test_the_log_starts_over_once_creates_pause(tmp_path: Path, monkeypatc
     monkeypatch.setattr(checkpoints, "START_OVER_PAGES", 10**9)
     rounds = _counted_rounds(monkeypatch)
     path = tmp_path / "x.db"
-    async with _running_store(path, sole_writer=True) as store:
+    async with _migrated_store(path, sole_writer=True) as store:
         await _write(store, 200)
         await _pause(rounds)  # step 1 copies it all, then stops
         idle_rounds = len(rounds)
@@ -140,7 +135,7 @@ async def test_a_sole_writer_starts_the_log_over_in_a_pause_so_the_next_create_a
     rounds = _counted_rounds(monkeypatch)
     for sole_writer in (True, False):
         path = tmp_path / f"{sole_writer}.db"
-        async with _running_store(path, sole_writer=sole_writer) as store:
+        async with _migrated_store(path, sole_writer=sole_writer) as store:
             await _write(store, 100)
             await _pause(rounds)
             salts = _log_salts(path)
@@ -157,11 +152,7 @@ async def test_holding_the_writer_for_one_checkpoint_starts_the_log_over(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "x.db"
-    store = SqlStore(
-        f"sqlite+aiosqlite:///{path}", max_age_ms=10**12, max_items=10_000, sole_writer=True
-    )
-    await _migrated(store)
-    try:
+    async with _migrated_store(path, checkpointing=False) as store:
         await _write(store, 50)
         busy, pages, copied = catch_up(str(path))
         assert (busy, copied) == (0, pages) and pages > 50
@@ -170,8 +161,6 @@ async def test_holding_the_writer_for_one_checkpoint_starts_the_log_over(
         assert (busy, copied) == (0, pages)
         await _write(store, 1)
         assert _log_pages(path) < 20  # the next write started it over
-    finally:
-        await store.close()
 
 
 def test_only_sqlite_files_are_checkpointed() -> None:
@@ -179,9 +168,3 @@ def test_only_sqlite_files_are_checkpointed() -> None:
     assert database_file("sqlite+aiosqlite:///:memory:") is None
     assert database_file("sqlite+aiosqlite://") is None
     assert database_file("postgresql+asyncpg://postgres@127.0.0.1/test") is None
-
-
-async def _migrated(store: SqlStore) -> None:
-    from tidings.store.migrate import upgrade
-
-    await upgrade(store.writer)

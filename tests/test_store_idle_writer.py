@@ -10,7 +10,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,19 +29,22 @@ def _pending(i: int) -> PendingCreate:
     return PendingCreate(NewNotification(Audience(users=("ada",)), "t", "info", f"n{i}"))
 
 
-@pytest.fixture(params=[True, False], ids=["sole-writer", "shared-file"])
-async def store(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[SqlStore]:
+@asynccontextmanager
+async def _migrated_store(path: Path, *, sole_writer: bool) -> AsyncIterator[SqlStore]:
     store = SqlStore(
-        f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
-        max_age_ms=10**12,
-        max_items=10_000,
-        sole_writer=request.param,
+        f"sqlite+aiosqlite:///{path}", max_age_ms=10**12, max_items=10_000, sole_writer=sole_writer
     )
     await upgrade(store.writer)
     try:
         yield store
     finally:
         await store.close()
+
+
+@pytest.fixture(params=[True, False], ids=["sole-writer", "shared-file"])
+async def store(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[SqlStore]:
+    async with _migrated_store(tmp_path / "x.db", sole_writer=request.param) as store:
+        yield store
 
 
 def _count_checkouts(store: SqlStore) -> list[int]:
@@ -112,15 +115,9 @@ def _another_process_writing(store: SqlStore) -> Iterator[sqlite3.Connection]:
 
 @pytest.fixture
 async def shared(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    store = SqlStore(
-        f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", max_age_ms=10**12, max_items=10_000
-    )
-    await upgrade(store.writer)
-    await store.insert([_pending(0)], now_ms=NOW)  # the writer's connection exists
-    try:
+    async with _migrated_store(tmp_path / "x.db", sole_writer=False) as store:
+        await store.insert([_pending(0)], now_ms=NOW)  # the writer's connection exists
         yield store
-    finally:
-        await store.close()
 
 
 async def test_on_a_shared_file_a_create_waits_for_another_process_off_the_loop(
