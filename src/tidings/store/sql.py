@@ -101,7 +101,6 @@ class SqlStore:
         self.max_age_ms = max_age_ms
         self.max_items = max_items
         self.is_postgres = self.writer.dialect.name == "postgresql"
-        self._sole_writer = sole_writer
         self._idle_writer = (
             None if self.is_postgres else IdleWriter(self.writer, shared=not sole_writer)
         )
@@ -113,9 +112,10 @@ class SqlStore:
         """Start the store's background work: checkpoints of an SQLite file's log, which
         its connections never make themselves (see :mod:`tidings.store.checkpoints`)."""
         database = database_file(self.url)
-        if database is not None and not self._tasks:
+        idle = self._idle_writer  # there is one for every SQLite store
+        if database is not None and idle is not None and not self._tasks:
             self._tasks.start(
-                checkpoint_forever(database, self.writer, sole_writer=self._sole_writer),
+                checkpoint_forever(database, self.writer, sole_writer=not idle.shared),
                 name="tidings-sqlite-checkpoints",
             )
 
